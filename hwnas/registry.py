@@ -1,0 +1,86 @@
+"""Typed read access to what plugins registered: targets, presets, strategies, predictors, supernets.
+
+The rest of hwnas reads plugins only through these helpers, never through
+``pm.hook``; loading plugins is :mod:`hwnas.plugin_manager`'s job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hwnas.errors import UnknownNameError
+from hwnas.plugin_manager import PluginHost
+
+if TYPE_CHECKING:
+    from hwnas.predictor import Predictor
+    from hwnas.strategy import Strategy
+    from hwnas.supernet import Supernet
+    from hwnas.target import Preset, Target
+
+_host: PluginHost | None = None
+
+
+def plugin_host() -> PluginHost:
+    """The process's plugin host, created (and plugins loaded) on first use."""
+    global _host
+    if _host is None:
+        _host = PluginHost()
+    return _host
+
+
+def use_plugin_host(host: PluginHost | None) -> None:
+    """Replace the process's plugin host (tests use a fresh one each); ``None`` resets it."""
+    global _host
+    _host = host
+
+
+def _by_name(kind: str) -> dict[str, Any]:
+    return {name: reg.obj for name, reg in plugin_host().registrations(kind).items()}
+
+
+def _lookup(kind: str, name: str, what: str, command: str) -> Any:
+    found = _by_name(kind)
+    if name not in found:
+        raise UnknownNameError(
+            f"unknown {what} {name!r}",
+            hint=f"known: {', '.join(sorted(found)) or 'none'} (see `hwnas {command}`)",
+        )
+    return found[name]
+
+
+def target_classes() -> dict[str, type[Target]]:
+    return _by_name("target")
+
+
+def target_presets() -> dict[str, Preset]:
+    from hwnas.target import Preset
+
+    presets = {}
+    for name, reg in plugin_host().registrations("preset").items():
+        spec, *rest = reg.extra
+        presets[name] = Preset(name=name, spec=spec, description=rest[0] if rest else "", plugin=reg.plugin)
+    return presets
+
+
+def strategy_classes() -> dict[str, type[Strategy]]:
+    return _by_name("strategy")
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    return _lookup("strategy", name, "search strategy", "plugins")
+
+
+def predictor_classes() -> dict[str, type[Predictor]]:
+    return _by_name("predictor")
+
+
+def predictor_class(name: str) -> type[Predictor]:
+    return _lookup("predictor", name, "predictor", "plugins")
+
+
+def supernet_classes() -> dict[str, type[Supernet]]:
+    return _by_name("supernet")
+
+
+def supernet_class(name: str) -> type[Supernet]:
+    return _lookup("supernet", name, "supernet", "plugins")

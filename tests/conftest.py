@@ -1,0 +1,42 @@
+"""Shared pytest fixtures: a fresh plugin host per test, and hardware markers' skip reasons."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hwnas import registry
+from hwnas.plugin_manager import PluginHost
+
+
+@pytest.fixture
+def plugin_host() -> Iterator[PluginHost]:
+    """A freshly loaded plugin host (built-ins + entry points), installed as the process's host."""
+    host = PluginHost()
+    registry.use_plugin_host(host)
+    yield host
+    registry.use_plugin_host(None)
+
+
+@pytest.fixture
+def builtin_plugin_host() -> Iterator[PluginHost]:
+    """A fresh plugin host with only the built-in plugins (third-party autoload off)."""
+    host = PluginHost(autoload=False)
+    registry.use_plugin_host(host)
+    yield host
+    registry.use_plugin_host(None)
+
+
+def _has_nvidia_gpu() -> bool:
+    return Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _has_nvidia_gpu():
+        skip_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA; none on this machine")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip_gpu)
