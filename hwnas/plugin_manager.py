@@ -29,6 +29,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hwnas_targets.tvm_target",
     "hwnas_targets.tvm_rpc_target",
     "hwnas_targets.presets",
+    "hwnas_plugins.strategies.random_search",
+    "hwnas_plugins.strategies.nsga2",
+    "hwnas_plugins.strategies.evolution",
+    "hwnas_plugins.strategies.linas",
+    "hwnas_plugins.predictors.sklearn_predictors",
+    "hwnas_plugins.predictors.kernel_lut",
+    "hwnas_plugins.supernets.mobilenet_v3",
+    "hwnas_plugins.supernets.resnet",
+    "hwnas_plugins.supernets.transformer",
 )
 
 

@@ -6,15 +6,21 @@ What every target shares (timing statistics, isolation, caching) lives in
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import urllib.parse
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwnas.errors import ConfigError, UnknownTargetError
+from hwnas.errors import ConfigError, TargetUnavailableError, UnknownTargetError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from hwnas.artifact import Artifact
     from hwnas.ir import GraphIR
 
@@ -83,6 +89,50 @@ class Availability:
         return self.ok
 
 
+class Runner(ABC):
+    """A loaded artifact bound to fixed inputs, living in the measurement worker process.
+
+    The core calls :meth:`set_inputs` once, checks :meth:`outputs` after one
+    :meth:`run`, then times :meth:`run` (or :meth:`time_native` where the
+    runtime has its own evaluator). ``run`` must return only once the
+    inference is done (synchronise the device).
+    """
+
+    #: Name of the runtime's own timer if :meth:`time_native` uses one.
+    native_timer: ClassVar[str] = ""
+
+    @abstractmethod
+    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+        """Copy the fixed inputs to the device once; every later :meth:`run` reads them."""
+
+    @abstractmethod
+    def run(self) -> None:
+        """One synchronous inference on the inputs set."""
+
+    @abstractmethod
+    def outputs(self) -> list[np.ndarray]:
+        """The outputs of the last :meth:`run`, as host numpy arrays in the model's output order."""
+
+    def time_native(self, repeat: int, min_repeat_ms: float) -> list[float] | None:
+        """Seconds per run, one sample per repeat, from the runtime's own evaluator.
+
+        Each repeat runs the model enough times to last ``min_repeat_ms``.
+        ``None`` (the default) makes the core time :meth:`run` with ``perf_counter``.
+        """
+        return None
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory of the runs so far, where the runtime tells; else ``None``."""
+        return None
+
+    def device_info(self) -> dict[str, Any]:
+        """Which device ran it (e.g. the board's address); goes into the measurement."""
+        return {}
+
+    def close(self) -> None:
+        """Release the runtime's resources (sessions, remote files)."""
+
+
 class Target(ABC):
     """A configured device + runtime that compiles and runs a :class:`~hwnas.ir.GraphIR`.
 
@@ -95,6 +145,9 @@ class Target(ABC):
     description: ClassVar[str] = ""
     #: Options a spec may carry after ``?`` (others are rejected), with their meaning.
     options_help: ClassVar[dict[str, str]] = {}
+    #: Measurements run on another machine (RPC): the local worker only drives them,
+    #: several may run at once, and a lost device is retried on another one.
+    remote: ClassVar[bool] = False
 
     def __init__(self, spec: TargetSpec) -> None:
         unknown = [k for k, _ in spec.options if k not in self.options_help]
@@ -105,10 +158,17 @@ class Target(ABC):
                 hint=f"options of {self.kind!r}: {allowed}",
             )
         self.spec = spec
+        #: The preset name this target was resolved from, if any (see :func:`resolve_target`).
+        self.preset: str | None = None
 
     @property
     def name(self) -> str:
         return str(self.spec)
+
+    @property
+    def label(self) -> str:
+        """How to show this target to a user: its preset name, else its spec."""
+        return self.preset or self.name
 
     @classmethod
     def listed_specs(cls) -> tuple[str, ...]:
@@ -128,13 +188,79 @@ class Target(ABC):
         """Compile ``ir`` into files under ``workdir``; raise :class:`~hwnas.errors.CompileError`."""
 
     @abstractmethod
-    def load(self, artifact: Artifact) -> Any:
-        """Load a compiled artifact into a runner that the core times and checks."""
+    def load(self, artifact: Artifact, threads: int) -> Runner:
+        """Load a compiled artifact into a :class:`Runner` using exactly ``threads`` threads.
+
+        Called in the measurement worker, whose thread environment variables
+        (``OMP_NUM_THREADS``, ``TVM_NUM_THREADS``, ...) are already set to ``threads``.
+        """
+
+    # -- behaviour shared by every target, overridable ----------------------
+
+    def check_available(self) -> None:
+        """Raise :class:`~hwnas.errors.TargetUnavailableError` saying why, if this target cannot run here."""
+        availability = self.available()
+        if not availability:
+            raise TargetUnavailableError(
+                f"target {self.name} is not available here: {availability.reason}",
+                hint="see `hwnas targets` for what runs on this machine",
+            )
+
+    def int_option(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+        """An integer option of the spec, checked; ``default`` when absent."""
+        text = self.spec.option(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"target {self.spec}: option {name}={text!r} is not an integer") from None
+        if value < minimum:
+            raise ConfigError(f"target {self.spec}: option {name}={value} must be >= {minimum}")
+        return value
+
+    def pinned_threads(self) -> int | None:
+        """The spec's ``threads`` option, if this kind has one and the spec sets it."""
+        return self.int_option("threads", minimum=1) if "threads" in self.options_help else None
+
+    def threads(self, requested: int | None = None) -> int:
+        """Threads the runtime uses: the spec's ``threads`` option, else ``requested``, else all usable cores."""
+        return self.pinned_threads() or requested or usable_cores()
+
+    def parallel_slots(self) -> int:
+        """How many measurements may run at once (1 locally: parallel timing on one CPU lies)."""
+        return 1
+
+    def is_device_lost(self, exc: BaseException) -> bool:
+        """Did ``exc`` (raised in the worker) come from losing the device, so another may retry?"""
+        return False
+
+    def fingerprint_hash(self) -> str:
+        """A short stable hash of :meth:`fingerprint`, used in cache keys and directory names."""
+        return stable_hash(self.fingerprint())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The exported form of this target, for artifact and result metadata."""
+        return {"spec": self.name, "kind": self.kind, "fingerprint": self.fingerprint()}
 
     def short_fingerprint(self) -> str:
         """One line of the fingerprint for listings."""
         fp = self.fingerprint()
         return ", ".join(f"{k}={v}" for k, v in fp.items() if v not in (None, "", [], {}))
+
+
+def stable_hash(data: Any, length: int = 16) -> str:
+    """sha256 of the canonical JSON of ``data``, first ``length`` hex digits."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -152,8 +278,9 @@ def resolve_target(text: str) -> Target:
     from hwnas import registry
 
     presets = registry.target_presets()
-    if text in presets:
-        text = presets[text].spec
+    preset = presets.get(text.strip())
+    if preset is not None:
+        text = preset.spec
     spec = TargetSpec.parse(text)
     kinds = registry.target_classes()
     if spec.kind not in kinds:
@@ -162,4 +289,6 @@ def resolve_target(text: str) -> Target:
             f"unknown target {text!r}",
             hint=f"known target kinds and presets: {', '.join(known) or 'none'}; see `hwnas targets`",
         )
-    return kinds[spec.kind](spec)
+    target = kinds[spec.kind](spec)
+    target.preset = preset.name if preset is not None else None
+    return target

@@ -14,8 +14,14 @@ import click
 
 # command name -> ("module:function", one-line help shown by `hwnas --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "space": ("hwnas.cli.space_cmd:space", "Show a supernet's search space: genes, choices, size."),
+    "subnet": ("hwnas.cli.subnet_cmd:subnet", "Sample a subnet (random, smallest, largest) as canonical JSON."),
+    "ir": ("hwnas.cli.ir_cmd:ir", "Show a subnet's graph IR: ops, MACs, params, kernel groups."),
     "plugins": ("hwnas.cli.plugins_cmd:plugins", "List installed plugins and what they provide."),
     "targets": ("hwnas.cli.targets_cmd:targets", "List hardware targets: available here or why not."),
+    "search": ("hwnas.cli.search_cmd:search", "Search for Pareto-optimal subnets under hardware constraints."),
+    "export": ("hwnas.cli.export_cmd:export", "Compile a chosen subnet into a deployable artifact directory."),
+    "verify": ("hwnas.cli.verify_cmd:verify", "Check an exported artifact's files and outputs."),
 }
 
 

@@ -1,0 +1,49 @@
+"""``hwnas subnet sample SUPERNET``: a random, smallest or largest subnet, printed as canonical JSON.
+
+The JSON (``{"space": ..., "config": ...}``) is what ``hwnas ir`` and other commands read back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hwnas.cli.space_cmd import load_supernet, supernet_options
+from hwnas.errors import ConfigError
+
+
+@click.group()
+def subnet() -> None:
+    """Sample and inspect subnets of a supernet."""
+
+
+@subnet.command("sample")
+@supernet_options
+@click.option("--smallest", is_flag=True, help="The smallest subnet (every numeric gene at its minimum).")
+@click.option("--largest", is_flag=True, help="The largest subnet (every numeric gene at its maximum).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: fresh randomness).")
+@click.option("--key", "with_key", is_flag=True, help="Include the subnet's canonical key in the JSON.")
+def sample(
+    supernet: str,
+    preset: str | None,
+    settings: tuple[str, ...],
+    smallest: bool,
+    largest: bool,
+    seed: int | None,
+    with_key: bool,
+) -> None:
+    """Print a subnet of SUPERNET as canonical JSON: random by default, or --smallest / --largest."""
+    if smallest and largest:
+        raise ConfigError("--smallest and --largest exclude each other")
+    space = load_supernet(supernet, preset, settings).space
+    if smallest:
+        chosen = space.smallest()
+    elif largest:
+        chosen = space.largest()
+    else:
+        chosen = space.sample(seed)
+    data = {"space": chosen.space, "config": chosen.to_dict()}
+    if with_key:
+        data["key"] = chosen.key
+    click.echo(json.dumps(data, indent=2))

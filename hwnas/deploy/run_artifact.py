@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Run and time an hwnas artifact with only its runtime (TVM or onnxruntime) and numpy.
+
+Copied into every exported artifact as ``run.py``; it must not import hwnas or
+torch. ``python run.py`` checks the outputs against ``reference.npz`` and
+prints latency statistics; ``--json`` prints them as JSON; exit 1 on mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_manifest() -> dict:
+    return json.loads((HERE / "manifest.json").read_text())
+
+
+def check_files(manifest: dict, root: Path = HERE) -> list[str]:
+    """Files missing, truncated or changed since export, by name."""
+    problems = []
+    for entry in manifest["files"]:
+        path = root / entry["path"]
+        if not path.is_file():
+            problems.append(f"{entry['path']}: missing")
+            continue
+        size = path.stat().st_size
+        if size != entry["size"]:
+            problems.append(f"{entry['path']}: size {size} bytes, expected {entry['size']} (truncated or changed)")
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != entry["sha256"]:
+            problems.append(f"{entry['path']}: sha256 differs from the manifest (file was modified)")
+    return problems
+
+
+class OnnxRuntimeModel:
+    def __init__(self, path: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+        self.feeds: dict = {}
+
+    def set_inputs(self, inputs: list) -> None:
+        self.feeds = dict(zip(self.names, inputs))
+
+    def run(self) -> list:
+        return self.session.run(None, self.feeds)
+
+
+class TvmModel:
+    def __init__(self, path: Path, device: str) -> None:
+        import tvm
+        from tvm import relax
+
+        self.tvm = tvm
+        self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
+        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), self.dev)
+
+    def set_inputs(self, inputs: list) -> None:
+        self.vm.set_input("main", *[self.tvm.runtime.tensor(x, self.dev) for x in inputs])
+
+    def run(self) -> list:
+        self.vm.invoke_stateful("main")
+        out = self.vm.get_outputs("main")
+        leaves = list(out) if isinstance(out, (tuple, list)) else [out]
+        return [t.numpy() for t in leaves]
+
+
+def load_model(manifest: dict, threads: int | None):
+    runtime = manifest["runtime"]
+    path = HERE / runtime["entry"]
+    if runtime["loader"] == "onnxruntime-session":
+        return OnnxRuntimeModel(path, threads)
+    if runtime["loader"] == "tvm-relax-vm":
+        if threads:
+            os.environ.setdefault("TVM_NUM_THREADS", str(threads))
+        return TvmModel(path, runtime.get("device", "cpu"))
+    raise SystemExit(f"run.py: this artifact's loader {runtime['loader']!r} needs its own runtime")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="runtime threads (default: runtime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+
+    manifest = load_manifest()
+    problems = check_files(manifest)
+    if problems:
+        print("artifact files do not match manifest.json:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    reference = np.load(HERE / manifest["reference"])
+    inputs = [reference[f"input{i}"] for i in range(len(manifest["inputs"]))]
+    expected = [reference[f"output{i}"] for i in range(len(manifest["outputs"]))]
+
+    model = load_model(manifest, args.threads)
+    model.set_inputs(inputs)
+    outputs = model.run()
+    max_error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
+    tolerance = manifest["verification"]
+    matches = all(
+        np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"]) for o, e in zip(outputs, expected)
+    )
+    for _ in range(args.warmup):
+        model.run()
+    samples = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        model.run()
+        samples.append((time.perf_counter() - start) * 1e3)
+    result = {
+        "subnet": manifest["subnet"]["key"],
+        "target": manifest["target"]["spec"],
+        "outputs_match": matches,
+        "max_abs_error": max_error,
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+        "repeats": args.repeats,
+        "exported_median_ms": manifest.get("latency", {}).get("median_ms"),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{'ok' if matches else 'MISMATCH'}: max abs error {max_error:.3g} vs reference")
+        print(f"latency: median {result['median_ms']:.4f} ms over {args.repeats} runs "
+              f"(min {result['min_ms']:.4f}, max {result['max_ms']:.4f}); "
+              f"measured at export: {result['exported_median_ms']}")
+    return 0 if matches else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Exporting a chosen subnet as a deployable artifact directory, and verifying one.
+
+An artifact directory holds the compiled library, the ONNX model, static
+weights, reference inputs/outputs, ``manifest.json`` and a standalone
+``run.py``; nothing in it needs hwnas or torch to run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hwnas.artifact import Artifact, sha256_file
+from hwnas.deploy import run_artifact
+from hwnas.errors import ConfigError, MeasurementError
+from hwnas.objectives import Constraint
+
+if TYPE_CHECKING:
+    import torch
+
+    from hwnas.evaluator import Evaluation
+    from hwnas.measurement import Measurement, MeasurementProtocol
+    from hwnas.search_space import Subnet
+    from hwnas.supernet import Supernet
+    from hwnas.target import Target
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "hwnas-artifact/1"
+COMPILED_DIR = "compiled"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.npz"
+REFERENCE_FILE = "reference.npz"
+RUNNER_FILE = "run.py"
+
+_PICK = re.compile(r"^\s*(?P<dir>max|min)\s+(?P<metric>[A-Za-z_][\w]*)\s*(?:where\s+(?P<where>.+))?$")
+
+
+# -- choosing a subnet from a run ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pick:
+    """``max accuracy where latency<=5ms``: optimise one metric among evaluations meeting constraints."""
+
+    direction: str
+    metric: str
+    constraints: tuple[Constraint, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Pick:
+        match = _PICK.match(text)
+        if match is None:
+            raise ConfigError(
+                f"cannot read --pick {text!r}",
+                hint="write 'max|min METRIC [where CONSTRAINT[, CONSTRAINT...]]', e.g. 'max accuracy where latency<=5ms'",
+            )
+        where = match["where"] or ""
+        constraints = tuple(Constraint.parse(c.strip()) for c in re.split(r",|\band\b", where) if c.strip())
+        return cls(match["dir"], match["metric"], constraints)
+
+    def choose(self, evaluations: Sequence[Evaluation]) -> Evaluation:
+        """The best successful evaluation meeting every constraint; a clear error if none does."""
+        usable = [e for e in evaluations if e.ok and self.metric in e.values]
+        if not usable:
+            metrics = sorted({m for e in evaluations if e.ok for m in e.values})
+            raise ConfigError(
+                f"no successful evaluation in this run has metric {self.metric!r}",
+                hint=f"metrics in the run: {', '.join(metrics) or 'none'}",
+            )
+        meeting = [e for e in usable if all(c.violation(e.values[c.metric]) == 0 for c in self.constraints)]
+        if not meeting:
+            closest = {c.metric: min(e.values[c.metric] for e in usable) for c in self.constraints if c.op == "<="}
+            raise ConfigError(
+                f"no evaluated subnet meets {', '.join(map(str, self.constraints))}",
+                hint=f"loosen the bound; smallest values seen: {closest}" if closest else "loosen the bound",
+            )
+        best = max if self.direction == "max" else min
+        return best(meeting, key=lambda e: e.values[self.metric])
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportedArtifact:
+    """Where an export went and what its manifest says."""
+
+    directory: Path
+    manifest: Mapping[str, Any] = field(hash=False)
+
+    @property
+    def median_ms(self) -> float:
+        return float(self.manifest["latency"]["median_ms"])
+
+
+def export_subnet(
+    supernet: Supernet,
+    module: torch.nn.Module,
+    subnet: Subnet,
+    target: Target | str,
+    out: str | Path,
+    *,
+    protocol: MeasurementProtocol | None = None,
+    accuracy: float | None = None,
+    checkpoint: str | Path | None = None,
+    cache: Any = True,
+    overwrite: bool = False,
+) -> ExportedArtifact:
+    """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``."""
+    from hwnas.ir import GraphIR
+    from hwnas.measurement import DEFAULT_PROTOCOL, Measurer
+
+    out = _prepare_directory(Path(out), overwrite)
+    measurer = Measurer(target, protocol or DEFAULT_PROTOCOL, cache=cache)
+    ir = GraphIR.from_subnet(supernet, module, subnet)
+    measurement = measurer.measure(ir)  # verifies outputs against torch before timing
+    artifact = measurer.compile(ir)  # the artifact just measured, reused from the compile cache
+
+    compiled = out / COMPILED_DIR
+    shutil.copytree(artifact.root, compiled)
+    ir.to_onnx(out / ONNX_FILE)
+    np.savez(out / WEIGHTS_FILE, **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()})
+    inputs = [np.asarray(a) for a in ir.input_arrays().values()]
+    outputs = [np.asarray(a) for a in ir.reference_outputs()]
+    np.savez(
+        out / REFERENCE_FILE,
+        **{f"input{i}": a for i, a in enumerate(inputs)},
+        **{f"output{i}": a for i, a in enumerate(outputs)},
+    )
+    shutil.copyfile(run_artifact.__file__, out / RUNNER_FILE)
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "subnet": {"space": subnet.space, "key": subnet.key, "config": subnet.to_dict()},
+        "supernet": {
+            "name": supernet.name,
+            "arguments": supernet.arguments,
+            "checkpoint": _checkpoint_entry(checkpoint),
+        },
+        "target": {
+            "spec": measurer.target.name,
+            "kind": measurer.target.kind,
+            "fingerprint": dict(artifact.fingerprint),
+            "compile_details": dict(artifact.details),
+        },
+        "runtime": {
+            "loader": artifact.loader,
+            "entry": f"{COMPILED_DIR}/{artifact.entry}",
+            "device": "cuda" if measurer.target.spec.device == "cuda" else "cpu",
+        },
+        "latency": _latency_entry(measurement),
+        "accuracy": accuracy,
+        "macs": ir.macs,
+        "params": ir.params,
+        "peak_activation_bytes": ir.peak_activation_bytes,
+        "inputs": [s.to_dict() for s in ir.input_specs],
+        "outputs": [s.to_dict() for s in ir.output_specs],
+        "reference": REFERENCE_FILE,
+        "verification": {"rtol": measurement.protocol.rtol, "atol": measurement.protocol.atol,
+                         "max_abs_error_at_export": measurement.max_abs_error},
+        "versions": _versions(),
+    }
+    manifest["files"] = [
+        {"path": p.relative_to(out).as_posix(), "sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    ]
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return ExportedArtifact(out, manifest)
+
+
+def _prepare_directory(out: Path, overwrite: bool) -> Path:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"export directory {out} is not empty", hint="choose another --out, or pass --overwrite")
+        if not (out / MANIFEST).is_file():
+            raise ConfigError(
+                f"refusing to overwrite {out}: it is not an hwnas artifact (no {MANIFEST})",
+                hint="choose an empty or new --out directory",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _checkpoint_entry(checkpoint: str | Path | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint)
+    return {"file": path.name, "sha256": sha256_file(path)}
+
+
+def _latency_entry(m: Measurement) -> dict[str, Any]:
+    return {
+        "median_ms": m.median_ms,
+        "p90_ms": m.p90_ms,
+        "iqr_ms": m.iqr_s * 1e3,
+        "mean_ms": m.mean_s * 1e3,
+        "cv": m.cv,
+        "throughput_per_s": m.throughput,
+        "threads": m.threads,
+        "timer": m.timer,
+        "samples_ms": [s * 1e3 for s in m.samples_s],
+        "peak_memory_bytes": m.peak_memory_bytes,
+        "device": dict(m.device),
+        "emulated": bool(m.fingerprint.get("emulated", False)),
+    }
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for dist in ("hwnas", "torch", "apache-tvm", "onnx", "onnxruntime", "numpy"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+# -- verify ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``hwnas verify`` found: file problems by name, and whether outputs match the reference."""
+
+    directory: Path
+    file_problems: tuple[str, ...]
+    outputs_checked: bool
+    max_abs_error: float | None = None
+    outputs_match: bool | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_problems and (not self.outputs_checked or bool(self.outputs_match))
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{directory} is not an hwnas artifact: {MANIFEST} is missing",
+                          hint="pass the directory `hwnas export --out` wrote") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the manifest was damaged") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ConfigError(f"{path}: format {manifest.get('format')!r} is not {MANIFEST_FORMAT!r}")
+    return manifest
+
+
+def verify_artifact(directory: str | Path, *, check_outputs: bool = True) -> VerifyReport:
+    """Re-hash every file against the manifest, then run the compiled model on its target against the reference.
+
+    Tampered, truncated or missing files are reported by name (and outputs
+    are then not run). Raises :class:`~hwnas.errors.TargetUnavailableError`
+    if the artifact's target cannot run here and ``check_outputs`` is set.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    problems = tuple(run_artifact.check_files(manifest, directory))
+    if problems or not check_outputs:
+        return VerifyReport(directory, problems, outputs_checked=False,
+                            note="files differ from the manifest" if problems else "outputs not checked")
+    from hwnas.target import resolve_target
+
+    target = resolve_target(manifest["target"]["spec"])
+    target.check_available()
+    artifact = Artifact.load(directory / COMPILED_DIR)
+    reference = np.load(directory / manifest["reference"])
+    inputs = [reference[f"input{i}"] for i in range(len(manifest["inputs"]))]
+    expected = [reference[f"output{i}"] for i in range(len(manifest["outputs"]))]
+    runner = target.load(artifact, target.threads(None))
+    try:
+        runner.set_inputs(inputs)
+        runner.run()
+        outputs = runner.outputs()
+    except Exception as exc:
+        raise MeasurementError(f"{directory}: running the compiled model failed: {exc}") from exc
+    finally:
+        runner.close()
+    tolerance = manifest["verification"]
+    error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
+    match = all(np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"]) for o, e in zip(outputs, expected))
+    return VerifyReport(directory, (), outputs_checked=True, max_abs_error=error, outputs_match=match,
+                        note=f"ran on {target.name}")

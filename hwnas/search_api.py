@@ -1,0 +1,282 @@
+"""``hwnas.search``: the public search entry point, its :class:`SearchResult`, and the run directory's report files.
+
+It assembles strategy, evaluator, executor and run store and hands them to
+:class:`~hwnas.search_loop.SearchLoop`; the loop's rules live there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import ConfigError
+from hwnas.evaluator import Evaluation, Evaluator, FunctionProvider, Metrics, ObjectiveProvider
+from hwnas.executor import Executor, make_executor
+from hwnas.objectives import (
+    Constraint,
+    Objective,
+    hypervolume_series,
+    normalisation_bounds,
+    pareto_mask,
+    parse_constraints,
+    parse_objectives,
+)
+from hwnas.run_store import RunStore
+from hwnas.search_loop import ProgressCallback, SearchLoop
+from hwnas.search_space import SearchSpace, Subnet
+from hwnas.strategy import Strategy, StrategySettings
+
+EvaluateArg = Callable[[Subnet], Mapping[str, float] | Metrics] | ObjectiveProvider | Sequence[ObjectiveProvider]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search measured: every evaluation in order, the measured Pareto front, the hypervolume curve.
+
+    ``pareto`` holds only real, feasible evaluations (sorted by the first
+    objective); ``hypervolume[i]`` is the normalised hypervolume after
+    ``i + 1`` evaluations. ``stopped_reason`` is empty when the budget was spent.
+    """
+
+    evaluations: tuple[Evaluation, ...]
+    pareto: tuple[Evaluation, ...]
+    hypervolume: tuple[float, ...]
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    strategy: str
+    out: Path | None = None
+    stopped_reason: str = ""
+
+    @property
+    def failed(self) -> tuple[Evaluation, ...]:
+        return tuple(e for e in self.evaluations if not e.ok)
+
+    def best(self, objective: str) -> Evaluation | None:
+        """The feasible evaluation best in one objective."""
+        matching = [o for o in self.objectives if o.name == objective]
+        if not matching:
+            raise ConfigError(f"{objective!r} is not an objective of this search", hint=f"objectives: {[o.name for o in self.objectives]}")
+        if not self.pareto:
+            return None
+        return min(self.pareto, key=lambda e: matching[0].minimised(e.values[objective]))
+
+
+def search(
+    space: SearchSpace,
+    evaluate: EvaluateArg,
+    objectives: str | Iterable[str | Objective] = ("accuracy", "latency"),
+    *,
+    strategy: str | type[Strategy] = "nsga2",
+    budget: int = 100,
+    constraints: Iterable[str | Constraint] = (),
+    out: str | Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    batch_size: int | None = None,
+    executor: str | Executor | None = None,
+    settings: StrategySettings | Mapping[str, str] | None = None,
+    candidates: Sequence[Subnet] | None = None,
+    progress: ProgressCallback | None = None,
+) -> SearchResult:
+    """Search ``space`` for subnets that optimise ``objectives``, spending at most ``budget`` real evaluations.
+
+    ``evaluate`` is ``evaluate(subnet) -> {metric: value}`` (or
+    :class:`~hwnas.evaluator.Metrics`), or one or more objective providers.
+    ``constraints`` like ``"latency<=5ms"`` steer the search while it runs.
+    With ``out`` every evaluation goes to ``out/search.sqlite`` as it finishes
+    and the report files are written at the end; ``resume=True`` continues a
+    stopped run there without repeating any evaluation (``budget`` is the
+    total, and may be raised). ``candidates`` restricts the search to a finite
+    set of subnets (e.g. a tabular benchmark). ``executor``: ``"inprocess"``
+    (default), ``"process:N"``, or an :class:`~hwnas.executor.Executor`.
+    """
+    from hwnas.registry import strategy_class
+
+    objectives = parse_objectives(objectives)
+    constraints = parse_constraints(constraints, objectives)
+    if budget < 1:
+        raise ConfigError(f"budget must be at least 1 evaluation, got {budget}")
+    strategy_cls = strategy_class(strategy) if isinstance(strategy, str) else strategy
+    if isinstance(settings, Mapping):
+        settings = strategy_cls.settings_class.from_strings(settings)
+    evaluator = Evaluator(_providers(evaluate), objectives, constraints)
+    own_executor = not isinstance(executor, Executor)
+    runner = make_executor(executor)
+    if batch_size is None:
+        batch_size = max(10, runner.workers)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+
+    store = RunStore.in_directory(out)
+    try:
+        meta = _run_meta(space, objectives, constraints, strategy_cls, settings, seed, evaluator.fingerprint, candidates)
+        measured = _open_run(store, meta, space, resume)
+        search_strategy = strategy_cls(space, objectives, constraints, seed, settings, candidates=candidates)
+        saved = store.load_state() if resume else None
+        loop = SearchLoop(search_strategy, evaluator, store, runner, budget=budget, batch_size=batch_size, progress=progress)
+        if saved is not None:
+            state, loop.tells = saved
+            search_strategy.load_state_dict(state, {e.key: e for e in measured})
+        measured = loop.run(measured)
+        result = build_result(measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason)
+        if out is not None:
+            write_reports(result, Path(out))
+        return result
+    finally:
+        store.close()
+        if own_executor:
+            runner.close()
+
+
+def _providers(evaluate: EvaluateArg) -> list[ObjectiveProvider]:
+    if isinstance(evaluate, ObjectiveProvider):
+        return [evaluate]
+    if isinstance(evaluate, Sequence) and not isinstance(evaluate, str):
+        if not all(isinstance(p, ObjectiveProvider) for p in evaluate):
+            raise ConfigError("evaluate: a sequence must hold only ObjectiveProvider objects")
+        return list(evaluate)
+    return [FunctionProvider(evaluate)]  # type: ignore[arg-type]
+
+
+def _run_meta(
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    strategy_cls: type[Strategy],
+    settings: StrategySettings | None,
+    seed: int,
+    fingerprint: str,
+    candidates: Sequence[Subnet] | None,
+) -> dict[str, Any]:
+    return {
+        "space": f"{space.name}@{space.signature}",
+        "objectives": [f"{o.name}:{o.direction}" for o in objectives],
+        "constraints": [f"{c.metric}{c.op}{c.bound!r}" for c in constraints],
+        "strategy": strategy_cls.name,
+        "settings": (settings or strategy_cls.settings_class()).as_dict(),
+        "seed": seed,
+        "fingerprint": fingerprint,
+        "candidates": None if candidates is None else len({c.key for c in candidates}),
+    }
+
+
+def _open_run(store: RunStore, meta: dict[str, Any], space: SearchSpace, resume: bool) -> list[Evaluation]:
+    existing = store.count()
+    if existing and not resume:
+        raise ConfigError(
+            f"{store.path} already holds {existing} evaluation(s) of an earlier search",
+            hint="pass --resume (resume=True) to continue it, or choose another --out",
+        )
+    if existing:
+        store.check_meta(meta)
+    store.set_meta(meta | {"updated_at": time.time()})
+    return store.evaluations(space)
+
+
+def build_result(
+    evaluations: Sequence[Evaluation],
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    strategy: str,
+    out: str | Path | None = None,
+    stopped_reason: str = "",
+) -> SearchResult:
+    """The :class:`SearchResult` of a list of evaluations: front of the feasible ones, hypervolume curve."""
+    objectives = tuple(objectives)
+    F = np.array([e.minimised(objectives) for e in evaluations], dtype=float).reshape(len(evaluations), len(objectives))
+    feasible = np.array([e.feasible for e in evaluations], dtype=bool)
+    lower, upper = normalisation_bounds(objectives, F[feasible])
+    series = hypervolume_series(F, feasible, lower, upper) if len(evaluations) else np.zeros(0)
+    front_index = np.flatnonzero(feasible)[pareto_mask(F[feasible])] if feasible.any() else np.zeros(0, dtype=int)
+    front = sorted((evaluations[i] for i in front_index), key=lambda e: e.minimised(objectives)[0])
+    return SearchResult(
+        evaluations=tuple(evaluations),
+        pareto=tuple(front),
+        hypervolume=tuple(float(v) for v in series),
+        objectives=objectives,
+        constraints=tuple(constraints),
+        strategy=strategy,
+        out=None if out is None else Path(out),
+        stopped_reason=stopped_reason,
+    )
+
+
+# -- report files ------------------------------------------------------------------
+
+
+def write_reports(result: SearchResult, out: Path) -> None:
+    """``evaluations.csv``, ``pareto.csv``, ``pareto.json``, ``pareto.png`` and ``hypervolume.csv`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = list(dict.fromkeys(m for e in result.evaluations for m in e.values))
+    genes = list(dict.fromkeys(g for e in result.evaluations for g in e.subnet.to_dict()))
+    _write_csv(out / "evaluations.csv", result.evaluations, genes, metrics, with_status=True)
+    _write_csv(out / "pareto.csv", result.pareto, genes, metrics, with_status=False)
+    (out / "pareto.json").write_text(
+        json.dumps(
+            {
+                "objectives": [{"name": o.name, "direction": o.direction, "unit": o.unit} for o in result.objectives],
+                "constraints": [str(c) for c in result.constraints],
+                "strategy": result.strategy,
+                "evaluations": len(result.evaluations),
+                "hypervolume": result.hypervolume[-1] if result.hypervolume else 0.0,
+                "pareto": [
+                    {"key": e.key, "space": e.subnet.space, "config": e.subnet.to_dict(), "values": dict(e.values)}
+                    for e in result.pareto
+                ],
+            },
+            indent=2,
+        )
+    )
+    with (out / "hypervolume.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["evaluations", "hypervolume"])
+        writer.writerows((i + 1, f"{v:.6f}") for i, v in enumerate(result.hypervolume))
+    plot_front(result, out / "pareto.png")
+
+
+def _write_csv(path: Path, evaluations: Sequence[Evaluation], genes: list[str], metrics: list[str], *, with_status: bool) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        status = ["feasible", "violation", "seconds", "fingerprint", "error"] if with_status else []
+        writer.writerow(["index", "key", *genes, *metrics, *status])
+        for i, e in enumerate(evaluations):
+            config = e.subnet.to_dict()
+            row = [i, e.key, *(config.get(g, "") for g in genes), *(e.values.get(m, "") for m in metrics)]
+            if with_status:
+                row += [int(e.feasible), e.violation, f"{e.seconds:.4f}", e.fingerprint, e.error or ""]
+            writer.writerow(row)
+
+
+def plot_front(result: SearchResult, path: Path) -> None:
+    """Scatter of the first two objectives: all feasible evaluations, infeasible ones, and the front."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x_obj, y_obj = (result.objectives + result.objectives)[:2]
+    figure = Figure(figsize=(6, 4.5), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    ok = [e for e in result.evaluations if e.ok]
+    for group, style in (
+        ([e for e in ok if not e.feasible], {"marker": "x", "color": "tab:red", "alpha": 0.4, "label": "violates a constraint"}),
+        ([e for e in ok if e.feasible], {"marker": "o", "color": "0.6", "alpha": 0.5, "s": 12, "label": "measured"}),
+    ):
+        if group:
+            axes.scatter([e.values[x_obj.name] for e in group], [e.values[y_obj.name] for e in group], **style)
+    if result.pareto:
+        front = sorted(result.pareto, key=lambda e: e.values[x_obj.name])
+        axes.plot([e.values[x_obj.name] for e in front], [e.values[y_obj.name] for e in front], "o-", color="tab:blue", label="Pareto front")
+    axes.set_xlabel(f"{x_obj.name} ({x_obj.direction}{', ' + x_obj.unit if x_obj.unit else ''})")
+    axes.set_ylabel(f"{y_obj.name} ({y_obj.direction}{', ' + y_obj.unit if y_obj.unit else ''})")
+    axes.set_title(f"{result.strategy}: {len(result.evaluations)} evaluations, {len(result.pareto)} on the front")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)

@@ -1,0 +1,108 @@
+"""The ``kernel-lut`` predictor: latency as a sum of measured per-kernel latencies, plus a learned correction.
+
+Kernels are the graph IR's fused kernel groups, named by stable keys; each key
+is measured once on the target (``measure_kernel``) and cached in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import hwnas
+from hwnas.errors import ConfigError
+from hwnas.predictor import Predictor, PredictorSettings
+
+
+@dataclass(frozen=True)
+class KernelLUTSettings(PredictorSettings):
+    """``correction``: learn what the sum misses (launch overheads, fusion, cache effects) with ridge
+    regression on kernel counts, on the residual (or on the log-ratio with ``log_target``);
+    ``alphas``: ridge penalties tried by leave-one-out (large ones shrink it to a constant offset/scale)."""
+
+    correction: bool = True
+    alphas: tuple[float, ...] = (1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+class KernelLUTPredictor(Predictor):
+    """Per-kernel latency lookup table, as nn-Meter and HW-NAS papers build them.
+
+    ``X`` holds, per architecture, the keys of its kernels (a key repeated for a
+    kernel that runs several times). A key missing from the table is measured
+    with ``measure_kernel(key) -> ms`` and remembered; ``table`` pre-fills it
+    (e.g. from an earlier run on the same target fingerprint).
+    """
+
+    name = "kernel-lut"
+    description = "sum of measured per-kernel latencies + ridge correction"
+    settings_class = KernelLUTSettings
+    input_kind = "kernels"
+
+    def __init__(
+        self,
+        settings: PredictorSettings | None = None,
+        *,
+        measure_kernel: Callable[[str], float] | None = None,
+        table: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(settings)
+        self.measure_kernel = measure_kernel
+        self.table: dict[str, float] = dict(table or {})
+        self.kernels_measured = 0
+
+    def kernel_latency(self, key: str) -> float:
+        if key not in self.table:
+            if self.measure_kernel is None:
+                raise ConfigError(
+                    f"kernel-lut: kernel {key!r} is not in the lookup table",
+                    hint="pass measure_kernel=... so that new kernels are measured, or a table that has it",
+                )
+            value = float(self.measure_kernel(key))
+            if not np.isfinite(value):
+                raise ConfigError(f"kernel-lut: measuring kernel {key!r} gave {value}")
+            self.table[key] = value
+            self.kernels_measured += 1
+        return self.table[key]
+
+    def kernel_sums(self, X: Sequence[Sequence[str]]) -> np.ndarray:
+        """The plain lookup-table estimate: the sum of each architecture's kernel latencies."""
+        return np.array([sum(self.kernel_latency(k) for k in kernels) for kernels in X], dtype=float)
+
+    def _base(self, X: Sequence[Sequence[str]]) -> np.ndarray:
+        sums = self.kernel_sums(X)
+        if not self.settings.log_target:
+            return sums
+        # Table sums can reach zero or below where kernels were measured as deltas; keep logs finite.
+        return np.log(np.maximum(sums, self._floor))
+
+    def _counts(self, X: Sequence[Sequence[str]]) -> np.ndarray:
+        counts = np.zeros((len(X), len(self._vocabulary)))
+        for row, kernels in enumerate(X):
+            for key in kernels:
+                column = self._vocabulary.get(key)
+                if column is not None:
+                    counts[row, column] += 1
+        return counts
+
+    def _fit(self, X: Any, y: np.ndarray) -> None:
+        sums = self.kernel_sums(X)
+        positive = sums[sums > 0]
+        self._floor = 0.5 * float(positive.min()) if positive.size else 1e-6
+        self._vocabulary = {k: i for i, k in enumerate(sorted({k for kernels in X for k in kernels}))}
+        self._correction: Any = None
+        if self.settings.correction:  # type: ignore[attr-defined]
+            from sklearn.linear_model import RidgeCV
+
+            self._correction = RidgeCV(alphas=self.settings.alphas).fit(self._counts(X), y - self._base(X))  # type: ignore[attr-defined]
+
+    def _predict(self, X: Any) -> np.ndarray:
+        base = self._base(X)
+        return base if self._correction is None else base + self._correction.predict(self._counts(X))
+
+
+@hwnas.hookimpl
+def hwnas_register_predictors(register: Any) -> None:
+    register(KernelLUTPredictor)

@@ -1,0 +1,231 @@
+"""Compiling a GraphIR with TVM Relax, shared by the ``tvm`` and ``tvm-rpc`` targets.
+
+Inference passes (batch norm folded into convs), optional MetaSchedule tuning
+against a database shared across models, ``tvm.compile`` and export to a
+shared library (cross-compiled for remote boards). Running is :mod:`hwnas_targets.tvm_runner`'s.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwnas.errors import CompileError
+
+if TYPE_CHECKING:
+    from hwnas.ir import GraphIR
+
+LIBRARY = "model.so"
+LOADER = "tvm-relax-vm"
+#: A task counts as tuned once the database holds this share of its trial budget.
+TUNED_SHARE = 0.5
+
+
+def host_cpu() -> str:
+    """LLVM's name for this machine's CPU (``znver3``, ``cortex-a72``...): what ``-mcpu`` should say."""
+    from tvm.target import codegen
+
+    return str(codegen.llvm_get_system_cpu())
+
+
+def cuda_arch(compute_capability: str | None) -> str | None:
+    """``"9.0"`` -> ``"sm_90"``."""
+    if not compute_capability:
+        return None
+    major, _, minor = compute_capability.partition(".")
+    return f"sm_{major}{minor or '0'}"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """MetaSchedule settings: ``trials`` per task; records kept in ``work_dir`` across models.
+
+    ``rpc`` (``host``, ``port``, ``key``) measures candidates on a remote
+    board through a tracker instead of locally; ``cross_compiler`` then links them.
+    """
+
+    trials: int
+    work_dir: Path
+    num_cores: int
+    rpc: tuple[str, int, str] | None = None
+    cross_compiler: str | None = None
+    session_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class TuningReport:
+    """What tuning one model did: tasks found, tuned now, reused from the database, time spent."""
+
+    tasks: int
+    tuned: int
+    reused: int
+    trials: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "tuned": self.tuned,
+            "reused": self.reused,
+            "trials": self.trials,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def inference_passes() -> Any:
+    """Fold batch norm into the preceding conv, decompose the rest, fold constants.
+
+    The best untuned setting seen on CPU; it also leaves fewer, larger kernels to tune.
+    """
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential(
+        [
+            relax.transform.FoldBatchnormToConv2D(),
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            relax.transform.FoldConstant(),
+        ]
+    )
+
+
+def fuse_passes() -> Any:
+    """Legalize to TIR and fuse, as the default pipeline does: what MetaSchedule extracts tasks from."""
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential(
+        [
+            relax.transform.LegalizeOps(),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+        ]
+    )
+
+
+@contextmanager
+def _locked(work_dir: Path) -> Iterator[None]:
+    """One tuner per database at a time (MetaSchedule's JSON files are not safe to share)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with open(work_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _builder_and_runner(tuning: Tuning) -> tuple[Any, Any]:
+    from tvm.s_tir import meta_schedule as ms
+
+    if tuning.rpc is None:
+        return "local", "local"
+    from tvm.support import cc
+
+    host, port, key = tuning.rpc
+    compiler = tuning.cross_compiler
+
+    def export(mod: Any) -> str:
+        from tvm.support import utils
+
+        path = os.path.join(utils.tempdir().path, "candidate.so")  # removed with the builder's temp dir
+        mod.export_library(path, fcompile=cc.cross_compiler(compiler) if compiler else None)
+        return path
+
+    builder = ms.builder.LocalBuilder(f_export=export)
+    runner = ms.runner.RPCRunner(
+        rpc_config=ms.runner.RPCConfig(
+            tracker_host=host,
+            tracker_port=port,
+            tracker_key=key,
+            session_timeout_sec=int(tuning.session_timeout_s),
+        )
+    )
+    return builder, runner
+
+
+def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
+    """Tune the fused module's tasks that the database has not seen with this budget; others are reused."""
+    from tvm.s_tir import meta_schedule as ms
+
+    start = time.perf_counter()
+    need = max(1, int(tuning.trials * TUNED_SHARE))
+    with _locked(tuning.work_dir):
+        database = ms.database.JSONDatabase(work_dir=str(tuning.work_dir))
+        tasks = ms.relax_integration.extract_tasks(mod, target)
+        todo = [task for task in tasks if not _is_tuned(database, task.dispatched[0], need)]
+        if todo:
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                todo, str(tuning.work_dir), num_threads=tuning.num_cores
+            )
+            builder, runner = _builder_and_runner(tuning)
+            ms.tune.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=str(tuning.work_dir),
+                max_trials_global=tuning.trials * len(contexts),
+                max_trials_per_task=tuning.trials,
+                num_trials_per_iter=min(64, tuning.trials),
+                builder=builder,
+                runner=runner,
+                database=database,
+            )
+    return TuningReport(
+        tasks=len(tasks),
+        tuned=len(todo),
+        reused=len(tasks) - len(todo),
+        trials=tuning.trials * len(todo),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _is_tuned(database: Any, mod: Any, need: int) -> bool:
+    if not database.has_workload(mod):
+        return False
+    workload = database.commit_workload(mod)  # returns the stored one; adds nothing
+    return len(database.get_top_k(workload, need)) >= need
+
+
+def build(ir: GraphIR, target_dict: dict[str, Any], out: Path, *, tuning: Tuning | None = None,
+          cross_compiler: str | None = None) -> dict[str, Any]:
+    """Import, optimise, (tune,) compile and export ``ir`` to ``out``; returns facts for the artifact."""
+    import tvm
+    from tvm import relax
+
+    details: dict[str, Any] = {"tvm_target": target_dict, "passes": "fold-batchnorm"}
+    try:
+        target = tvm.target.Target(target_dict)
+        mod = inference_passes()(ir.to_relax())
+        if tuning is not None and tuning.trials > 0:
+            with target:
+                mod = fuse_passes()(mod)
+            report = tune(mod, target, tuning)
+            with target:
+                mod = relax.transform.MetaScheduleApplyDatabase(str(tuning.work_dir))(mod)
+            details["tuning"] = {**report.to_dict(), "trials_per_task": tuning.trials,
+                                 "database": str(tuning.work_dir)}
+        executable = tvm.compile(mod, target)
+        if cross_compiler:
+            from tvm.support import cc
+
+            executable.export_library(str(out), fcompile=cc.cross_compiler(cross_compiler))
+        else:
+            executable.export_library(str(out))
+    except CompileError:
+        raise
+    except Exception as exc:  # TVM raises TVMError, InternalError, ValueError... from deep inside
+        first = str(exc).strip().splitlines()
+        raise CompileError(
+            f"TVM failed to compile IR {ir.name!r} for {target_dict.get('kind')}: "
+            f"{type(exc).__name__}: {first[0] if first else ''}"
+        ) from exc
+    return details
