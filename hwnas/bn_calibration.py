@@ -69,7 +69,9 @@ def recalibrate_batch_norm(
         for m, training in modes.items():
             m.train(training)
     if used == 0:
-        raise ConfigError("BN recalibration got no batches", hint="pass a non-empty calibration loader")
+        raise ConfigError(
+            "BN recalibration got no batches", hint="pass a non-empty calibration loader"
+        )
     return used
 
 

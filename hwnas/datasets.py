@@ -1,7 +1,7 @@
 """Image-classification data for training and accuracy: digits, an image folder, or an ``.npz``.
 
 Loads into memory, normalises, splits deterministically into train / calibration /
-validation, and batches at any resolution. Model code and BN handling live elsewhere.
+validation, and batches. Resizing to a subnet's resolution is the supernet's ``adapt_input``.
 """
 
 from __future__ import annotations
@@ -35,26 +35,21 @@ class ImageSet:
         return int(self.y.shape[0])
 
     def batches(
-        self,
-        batch_size: int,
-        resolution: int | None = None,
-        *,
-        shuffle: bool = False,
-        seed: int | None = None,
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(x, y)`` batches, resized (bilinear) to ``resolution`` when given."""
+        """Yield ``(x, y)`` batches at the stored size; ``Supernet.adapt_input`` resizes them per subnet."""
         import torch
 
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if shuffle:
-            generator = torch.Generator().manual_seed(0 if seed is None else seed)
+            generator = torch.Generator().manual_seed(seed)
             order = torch.randperm(len(self), generator=generator)
         else:
             order = torch.arange(len(self))
         for start in range(0, len(self), batch_size):
             index = order[start : start + batch_size]
-            yield resize(self.x[index], resolution), self.y[index]
+            yield self.x[index], self.y[index]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +70,9 @@ class ImageData:
 
     def split(self, name: str) -> ImageSet:
         if name not in SPLIT_FRACTIONS:
-            raise ConfigError(f"unknown data split {name!r}", hint=f"splits: {', '.join(SPLIT_FRACTIONS)}")
+            raise ConfigError(
+                f"unknown data split {name!r}", hint=f"splits: {', '.join(SPLIT_FRACTIONS)}"
+            )
         return getattr(self, name)
 
     def summary(self) -> str:
@@ -84,15 +81,6 @@ class ImageData:
             f"{self.name}: {self.num_classes} classes, {self.channels}x{h}x{w}, "
             f"{len(self.train)} train / {len(self.calibration)} calibration / {len(self.validation)} validation"
         )
-
-
-def resize(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
-    """Bilinear resize of an (N, C, H, W) batch to ``resolution`` squared; no-op when it already fits."""
-    import torch.nn.functional as F
-
-    if resolution is None or tuple(x.shape[-2:]) == (resolution, resolution):
-        return x
-    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
 
 
 def load_data(source: str | Path, *, seed: int = 0) -> ImageData:
@@ -109,8 +97,18 @@ def load_data(source: str | Path, *, seed: int = 0) -> ImageData:
         elif path.suffix.lower() == ".npz":
             x, y, classes, origin = _npz(path)
         else:
-            raise ConfigError(f"data path {path}: unsupported file type {path.suffix or '(none)'!r}", hint=_DATA_HINT)
-    return _split(text if text == "digits" else str(Path(text).expanduser().resolve()), x, y, classes, origin, seed)
+            raise ConfigError(
+                f"data path {path}: unsupported file type {path.suffix or '(none)'!r}",
+                hint=_DATA_HINT,
+            )
+    return _split(
+        text if text == "digits" else str(Path(text).expanduser().resolve()),
+        x,
+        y,
+        classes,
+        origin,
+        seed,
+    )
 
 
 def load_data_from_description(description: dict[str, Any]) -> ImageData:
@@ -133,7 +131,12 @@ def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
 
     bunch = load_digits()
     x = bunch.images.astype(np.float32)[:, None, :, :] / 16.0
-    return x, bunch.target.astype(np.int64), [str(c) for c in bunch.target_names], "sklearn.datasets.load_digits"
+    return (
+        x,
+        bunch.target.astype(np.int64),
+        [str(c) for c in bunch.target_names],
+        "sklearn.datasets.load_digits",
+    )
 
 
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
@@ -141,7 +144,10 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
         archive = np.load(path, allow_pickle=False)
         arrays = {name: archive[name] for name in archive.files}
     except Exception as exc:
-        raise ConfigError(f"{path}: cannot read as .npz ({exc})", hint="write it with numpy.savez(path, x=images, y=labels)") from None
+        raise ConfigError(
+            f"{path}: cannot read as .npz ({exc})",
+            hint="write it with numpy.savez(path, x=images, y=labels)",
+        ) from None
     missing = [name for name in ("x", "y") if name not in arrays]
     if missing:
         raise ConfigError(
@@ -153,7 +159,7 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
         x = x[:, None]
     if x.ndim != 4:
         raise ConfigError(f"{path}: x has shape {x.shape}; expected (N,C,H,W) or (N,H,W)")
-    if x.shape[1] > 4 and x.shape[3] in (1, 3, 4):
+    if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
         raise ConfigError(
             f"{path}: x has shape {x.shape}, which looks channels-last",
             hint="transpose to (N,C,H,W), e.g. x.transpose(0, 3, 1, 2)",
@@ -175,7 +181,9 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     try:
         from PIL import Image
     except ImportError:
-        raise ConfigError("reading an image folder needs Pillow", hint="pip install pillow") from None
+        raise ConfigError(
+            "reading an image folder needs Pillow", hint="pip install pillow"
+        ) from None
 
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
@@ -187,7 +195,10 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     for label, folder in enumerate(class_dirs):
         found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
-            raise ConfigError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})", hint="remove the folder or add images")
+            raise ConfigError(
+                f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})",
+                hint="remove the folder or add images",
+            )
         files.extend((p, label) for p in found)
     images = []
     for path, _ in files:
@@ -196,7 +207,9 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
                 image.load()
                 images.append(image.copy())
         except Exception as exc:
-            raise ConfigError(f"{path}: not a readable image ({exc})", hint="remove or replace the file") from None
+            raise ConfigError(
+                f"{path}: not a readable image ({exc})", hint="remove or replace the file"
+            ) from None
     grey = all(image.mode in ("1", "L", "I", "I;16", "F") for image in images)
     mode = "L" if grey else "RGB"
     sizes = {image.size for image in images}
@@ -218,24 +231,33 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
 # -- splitting -----------------------------------------------------------------
 
 
-def _split(source: str, x: np.ndarray, y: np.ndarray, classes: list[str], origin: str, seed: int) -> ImageData:
+def _split(
+    source: str, x: np.ndarray, y: np.ndarray, classes: list[str], origin: str, seed: int
+) -> ImageData:
     """Stratified, seeded split; normalised with the train split's per-channel mean and std."""
     import torch
 
     if len(y) < 10:
-        raise ConfigError(f"data {source}: only {len(y)} examples; need at least 10 to split three ways")
+        raise ConfigError(
+            f"data {source}: only {len(y)} examples; need at least 10 to split three ways"
+        )
     rng = np.random.default_rng(seed)
     parts: dict[str, list[int]] = {name: [] for name in SPLIT_FRACTIONS}
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
-        n_val = int(round(len(members) * SPLIT_FRACTIONS["validation"]))
-        n_cal = int(round(len(members) * SPLIT_FRACTIONS["calibration"]))
+        # every split gets one of each class that has three or more examples
+        least = 1 if len(members) >= 3 else 0
+        n_val = max(least, int(round(len(members) * SPLIT_FRACTIONS["validation"])))
+        n_cal = max(least, int(round(len(members) * SPLIT_FRACTIONS["calibration"])))
         parts["validation"].extend(members[:n_val])
         parts["calibration"].extend(members[n_val : n_val + n_cal])
         parts["train"].extend(members[n_val + n_cal :])
     empty = [name for name, index in parts.items() if not index]
     if empty:
-        raise ConfigError(f"data {source}: split(s) {', '.join(empty)} came out empty", hint="provide more examples per class")
+        raise ConfigError(
+            f"data {source}: split(s) {', '.join(empty)} came out empty",
+            hint="provide more examples per class",
+        )
     train_x = x[np.sort(parts["train"])]
     mean = train_x.mean(axis=(0, 2, 3), keepdims=True)
     std = train_x.std(axis=(0, 2, 3), keepdims=True) + 1e-6

@@ -56,7 +56,10 @@ class FunctionProvider(ObjectiveProvider):
     """Wraps ``evaluate(subnet) -> {metric: value}``, the plain-function form ``hwnas.search`` accepts."""
 
     def __init__(
-        self, evaluate: Callable[[Subnet], Mapping[str, float] | Metrics], provides: Sequence[str] = (), fingerprint: str = ""
+        self,
+        evaluate: Callable[[Subnet], Mapping[str, float] | Metrics],
+        provides: Sequence[str] = (),
+        fingerprint: str = "",
     ) -> None:
         if not callable(evaluate):
             raise ConfigError(f"evaluate must be callable, got {type(evaluate).__name__}")
@@ -86,11 +89,15 @@ class FunctionProvider(ObjectiveProvider):
 class PredictorProvider(ObjectiveProvider):
     """A fitted predictor as a cheap proxy for one metric (e.g. latency from a kernel lookup table)."""
 
-    def __init__(self, metric: str, predictor: Any, featurize: Callable[[Subnet], Any], fingerprint: str = "") -> None:
+    def __init__(
+        self, metric: str, predictor: Any, featurize: Callable[[Subnet], Any], fingerprint: str = ""
+    ) -> None:
         self.metric = metric
         self.predictor = predictor
         self.featurize = featurize
-        self._fingerprint = fingerprint or f"predicted:{getattr(predictor, 'name', type(predictor).__name__)}"
+        self._fingerprint = (
+            fingerprint or f"predicted:{getattr(predictor, 'name', type(predictor).__name__)}"
+        )
 
     @property
     def provides(self) -> tuple[str, ...]:
@@ -186,7 +193,9 @@ class Evaluator:
         self.providers = tuple(providers)
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)
-        self.required = tuple(dict.fromkeys([o.name for o in objectives] + [c.metric for c in constraints]))
+        self.required = tuple(
+            dict.fromkeys([o.name for o in objectives] + [c.metric for c in constraints])
+        )
         if all(p.provides for p in self.providers):
             offered = {m for p in self.providers for m in p.provides}
             missing = [m for m in self.required if m not in offered]
@@ -207,13 +216,19 @@ class Evaluator:
         for result in executor.map_unordered(task, list(subnets)):
             subnet = subnets[result.index]
             if result.error is not None:
-                yield Evaluation(subnet, violation=math.inf, fingerprint=fingerprint, error=result.error)
+                yield Evaluation(
+                    subnet, violation=math.inf, fingerprint=fingerprint, error=result.error
+                )
                 continue
             outcome: _Outcome = result.value
             if outcome.error is not None:
                 yield Evaluation(
-                    subnet, violation=math.inf, fingerprint=fingerprint, started_at=outcome.started_at,
-                    seconds=outcome.seconds, error=outcome.error,
+                    subnet,
+                    violation=math.inf,
+                    fingerprint=fingerprint,
+                    started_at=outcome.started_at,
+                    seconds=outcome.seconds,
+                    error=outcome.error,
                 )
                 continue
             values = self._checked(subnet, outcome.values)
@@ -239,7 +254,13 @@ class Evaluator:
             )
         checked: dict[str, float] = {}
         for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-                raise ConfigError(f"evaluating {subnet}: metric {name!r} = {value!r} is not a number")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                and not hasattr(value, "__float__")
+            ):
+                raise ConfigError(
+                    f"evaluating {subnet}: metric {name!r} = {value!r} is not a number"
+                )
             checked[name] = float(value)
         return checked

@@ -46,7 +46,7 @@ class Executor(ABC):
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[TaskResult]:
         """Call ``fn(item)`` for every item; yield one :class:`TaskResult` per item, in completion order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - executors without workers have nothing to release
         """Release workers; the executor is not used afterwards."""
 
     def __enter__(self) -> Executor:
@@ -99,7 +99,8 @@ class ProcessPoolExecutor(Executor):
             import multiprocessing
 
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context(self._start_method)
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context(self._start_method),
             )
         return self._pool
 
@@ -155,7 +156,8 @@ def make_executor(spec: str | Executor | None) -> Executor:
     match = re.fullmatch(r"\s*(inprocess|process)(?::(\d+))?\s*", spec)
     if match is None:
         raise ConfigError(
-            f"unknown executor {spec!r}", hint="use 'inprocess', 'process' or 'process:N' (N worker processes)"
+            f"unknown executor {spec!r}",
+            hint="use 'inprocess', 'process' or 'process:N' (N worker processes)",
         )
     if match[1] == "inprocess":
         if match[2]:

@@ -387,6 +387,7 @@ class Measurer:
         self.threads = self.target.threads(protocol.threads)
         self._fingerprint = self.target.fingerprint()
         self._fingerprint_hash = stable_hash(self._fingerprint)
+        self._reference: tuple[str, list[np.ndarray], list[np.ndarray]] | None = None
 
     # -- keys --------------------------------------------------------------
 
@@ -458,8 +459,7 @@ class Measurer:
         self, artifact: Artifact, ir: GraphIR, slot: int = 0
     ) -> tuple[WorkerReport | None, MeasurementFailure | None, int]:
         """Verify and time ``artifact`` in worker ``slot``; retries when a remote device is lost."""
-        inputs = [_as_numpy(x) for x in ir.example_inputs]
-        reference = [_as_numpy(x) for x in ir.reference_outputs()]
+        inputs, reference = self.reference(ir)
         env = thread_env(self.threads) if not self.target.remote else {}
         worker = self.pool.worker(env, slot)
         lost: list[str] = []
@@ -481,6 +481,13 @@ class Measurer:
             return None, self._failure(ir, report.status, report.reason, report.traceback, outcome.seconds), attempt
         reason = f"device lost {len(lost)} time(s); last: {lost[-1]}"
         return None, self._failure(ir, "device_lost", reason), len(lost) - 1
+
+    def reference(self, ir: GraphIR) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The fixed inputs of ``ir`` and the reference outputs every target must reproduce."""
+        if self._reference is None or self._reference[0] != ir.key:
+            inputs = fixed_inputs(ir)
+            self._reference = (ir.key, inputs, reference_outputs(ir, inputs))
+        return self._reference[1], self._reference[2]
 
     def _failure(self, ir: GraphIR, kind: str, reason: str, tb: str = "", seconds: float = 0.0) -> MeasurementFailure:
         return MeasurementFailure(self.target.label, ir.key, kind, reason, tb, seconds)
@@ -618,6 +625,47 @@ def measure_many(
     """Measure several models on one target; failures come back as :class:`MeasurementFailure`."""
     measurer = Measurer(target, protocol, cache=cache, artifact_dir=artifact_dir)
     return measurer.measure_many(irs, on_result=on_result)
+
+
+def fixed_inputs(ir: GraphIR) -> list[np.ndarray]:
+    """The IR's example inputs, or (an ONNX model has none) seeded random ones of its input specs."""
+    import numpy as np
+
+    if getattr(ir, "example_inputs", None) is not None:
+        return [_as_numpy(x) for x in ir.example_inputs]
+    rng = np.random.default_rng(0)
+    arrays = []
+    for spec in ir.input_specs:
+        try:
+            dtype = np.dtype(spec.dtype)
+        except TypeError:
+            raise ConfigError(f"input {spec}: numpy has no dtype {spec.dtype!r} to make inputs of") from None
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(spec.shape).astype(dtype))
+        else:  # ids, masks and flags: 0/1 are valid for every embedding and mask
+            arrays.append(rng.integers(0, 2, spec.shape).astype(dtype))
+    return arrays
+
+
+def reference_outputs(ir: GraphIR, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """What a correct target computes: the torch module's outputs, or for an ONNX model
+    onnxruntime's with every graph optimisation off (the plain reading of the ONNX graph)."""
+    if getattr(ir, "module", None) is not None:
+        return [_as_numpy(x) for x in ir.reference_outputs()]
+    onnx_path = getattr(ir, "onnx_path", None)
+    if onnx_path is None:
+        raise ConfigError(
+            f"IR {ir.name!r} has neither a torch module nor an ONNX file to compute reference outputs",
+            hint="build it with GraphIR.from_module, from_subnet or from_onnx",
+        )
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return list(session.run(None, dict(zip(names, inputs))))
 
 
 def thread_env(threads: int) -> dict[str, str]:

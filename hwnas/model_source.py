@@ -1,4 +1,4 @@
-"""Where a command's supernet comes from: the embedded default, a checkpoint, or a named supernet.
+"""Where a command's supernet comes from: the embedded default, a checkpoint, or a named (untrained) supernet.
 
 Every CLI command that takes ``--supernet/--preset/--checkpoint`` loads through
 :func:`load_supernet`, so the three sources behave the same everywhere.
@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import ConfigError
-
 if TYPE_CHECKING:
     import torch
 
+    from hwnas.checkpoint import CheckpointMetadata
+    from hwnas.datasets import ImageData
     from hwnas.supernet import Supernet
 
 DEFAULT = "default"
@@ -27,15 +27,28 @@ class LoadedSupernet:
     supernet: Supernet
     module: torch.nn.Module
     checkpoint: Path | None
-    trained: bool
+    metadata: CheckpointMetadata | None
     source: str
 
+    def data(self, override: str | Path | None = None) -> ImageData:
+        """The data accuracy is measured on: ``override``, else what the checkpoint was trained on, else digits."""
+        from hwnas.datasets import load_data, load_data_from_description
+
+        if override is not None:
+            return load_data(override)
+        if self.metadata is not None and self.metadata.data:
+            return load_data_from_description(dict(self.metadata.data))
+        return load_data("digits")
+
     def describe(self) -> dict[str, Any]:
-        """What to store with a run so that export can load the same model again."""
+        """What a run stores so that ``hwnas export RUN_DIR`` loads the same model again."""
+        from hwnas.checkpoint import checkpoint_sha256
+
         return {
             "source": self.source,
             "supernet": self.supernet.arguments,
-            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "checkpoint": str(self.checkpoint.resolve()) if self.checkpoint else None,
+            "checkpoint_sha256": checkpoint_sha256(self.checkpoint) if self.checkpoint else None,
         }
 
 
@@ -43,50 +56,44 @@ def load_supernet(
     name: str | None = None, *, preset: str | None = None, checkpoint: str | Path | None = None
 ) -> LoadedSupernet:
     """Load a supernet: ``checkpoint`` wins; else ``name`` (untrained, from a preset); else the embedded default."""
-    from hwnas.registry import supernet_class
+    from hwnas.checkpoint import load_checkpoint
 
     if checkpoint is not None:
         path = Path(checkpoint)
-        arguments = _checkpoint_arguments(path)
-        cls = supernet_class(str(arguments.get("supernet")))
-        if name is not None and name != cls.name:
-            raise ConfigError(f"checkpoint {path} holds supernet {cls.name!r}, not {name!r}",
-                              hint="drop --supernet, or pass the matching checkpoint")
-        supernet, module = cls.load_checkpoint(path)
-        return LoadedSupernet(supernet, module.eval(), path, True, f"checkpoint {path}")
+        supernet, module, metadata = load_checkpoint(path, supernet=name if name != DEFAULT else None)
+        return LoadedSupernet(supernet, module, path, metadata, f"checkpoint {path}")
     if name is not None and name != DEFAULT:
-        cls = supernet_class(name)
-        supernet = cls.configure(preset)
-        return LoadedSupernet(supernet, supernet.build().eval(), None, False, f"{name} ({supernet.preset}, untrained)")
+        from hwnas.registry import supernet_class
+
+        supernet = supernet_class(name).configure(preset)
+        return LoadedSupernet(supernet, supernet.build().eval(), None, None,
+                              f"{name} ({supernet.preset}, untrained)")
     from hwnas.default_model import default_checkpoint_path
 
     path = default_checkpoint_path()
-    loaded = load_supernet(checkpoint=path)
-    return LoadedSupernet(loaded.supernet, loaded.module, path, True, "embedded default")
+    supernet, module, metadata = load_checkpoint(path)
+    return LoadedSupernet(supernet, module, path, metadata, "embedded default")
 
 
 def from_description(description: dict[str, Any]) -> LoadedSupernet:
     """Inverse of :meth:`LoadedSupernet.describe` (how export reloads a run's model)."""
     if description.get("checkpoint"):
-        return load_supernet(checkpoint=description["checkpoint"])
-    arguments = description.get("supernet") or {}
+        from hwnas.checkpoint import checkpoint_sha256
+        from hwnas.errors import ConfigError
+
+        path = Path(description["checkpoint"])
+        expected = description.get("checkpoint_sha256")
+        if not path.is_file():
+            raise ConfigError(f"the run's checkpoint {path} no longer exists",
+                              hint="export with --subnet FILE --checkpoint PATH to a copy of those weights")
+        if expected and checkpoint_sha256(path) != expected:
+            raise ConfigError(
+                f"checkpoint {path} changed since the search ran (sha256 differs), so its subnets and accuracies no longer hold",
+                hint="search again with the new weights, or export with --checkpoint pointing at the original file",
+            )
+        return load_supernet(checkpoint=path)
     from hwnas.registry import supernet_class
 
-    cls = supernet_class(str(arguments.get("supernet")))
-    supernet = cls.from_arguments(arguments)
-    return LoadedSupernet(supernet, supernet.build().eval(), None, False, description.get("source", ""))
-
-
-def _checkpoint_arguments(path: Path) -> dict[str, Any]:
-    import torch
-
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"{path} cannot be read as a checkpoint: {type(exc).__name__}: {str(exc)[:200]}",
-                          hint="was it truncated or written by another tool?") from None
-    if not isinstance(data, dict) or not isinstance(data.get("arguments"), dict):
-        raise ConfigError(f"{path} is not an hwnas supernet checkpoint (no 'arguments')")
-    return data["arguments"]
+    arguments = description.get("supernet") or {}
+    supernet = supernet_class(str(arguments.get("supernet"))).from_arguments(arguments)
+    return LoadedSupernet(supernet, supernet.build().eval(), None, None, description.get("source", ""))

@@ -23,8 +23,17 @@ _SUFFIXES: dict[str, dict[str, float]] = {
     "ms": {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3},
     "count": {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9},
     "bytes": {
-        "": 1.0, "B": 1.0, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9,
-        "KiB": 1024.0, "MiB": 1024.0**2, "GiB": 1024.0**3,
+        "": 1.0,
+        "B": 1.0,
+        "K": 1e3,
+        "KB": 1e3,
+        "M": 1e6,
+        "MB": 1e6,
+        "G": 1e9,
+        "GB": 1e9,
+        "KiB": 1024.0,
+        "MiB": 1024.0**2,
+        "GiB": 1024.0**3,
     },
     "fraction": {"": 1.0, "%": 0.01},
 }
@@ -46,9 +55,13 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.direction not in ("min", "max"):
-            raise ConfigError(f"objective {self.name!r}: direction must be 'min' or 'max', not {self.direction!r}")
+            raise ConfigError(
+                f"objective {self.name!r}: direction must be 'min' or 'max', not {self.direction!r}"
+            )
         if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
-            raise ConfigError(f"objective {self.name!r}: bounds {self.bounds} must be (low, high) with low < high")
+            raise ConfigError(
+                f"objective {self.name!r}: bounds {self.bounds} must be (low, high) with low < high"
+            )
 
     def minimised(self, value: float) -> float:
         """The value on the "smaller is better" scale every algorithm works on."""
@@ -179,18 +192,23 @@ def total_violation(values: Mapping[str, float], constraints: Sequence[Constrain
 
 
 def pareto_mask(F: np.ndarray) -> np.ndarray:
-    """Rows of the minimisation matrix ``F`` that no other row dominates (first of exact ties kept)."""
+    """Rows of the minimisation matrix ``F`` that no other row dominates (the first of identical rows kept)."""
     F = np.asarray(F, dtype=float)
     n = len(F)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not keep[i]:
+    keep = np.zeros(n, dtype=bool)
+    if n == 0:
+        return keep
+    # In lexicographic order no row can dominate an earlier one, so one pass
+    # against the front kept so far decides each row.
+    order = np.lexsort((np.arange(n), *(F[:, j] for j in reversed(range(F.shape[1])))))
+    front = np.empty_like(F)
+    size = 0
+    for i in order:
+        if size and np.any(np.all(front[:size] <= F[i], axis=1)):
             continue
-        dominated = np.all(F[i] <= F, axis=1) & np.any(F[i] < F, axis=1)
-        keep &= ~dominated
-        same = np.all(F == F[i], axis=1)
-        same[: i + 1] = False
-        keep &= ~same
+        keep[i] = True
+        front[size] = F[i]
+        size += 1
     return keep
 
 
@@ -256,18 +274,32 @@ def hypervolume(F: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     if len(F) == 0:
         return 0.0
     normalised = np.clip((F - lower) / (upper - lower), 0.0, 1.0)
-    normalised = normalised[pareto_mask(normalised)]
+    if normalised.shape[1] == 2:
+        return _hypervolume_2d(normalised)
     return float(HV(ref_point=np.ones(F.shape[1])).do(normalised))
 
 
-def hypervolume_series(F: np.ndarray, feasible: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def _hypervolume_2d(P: np.ndarray) -> float:
+    """Exact 2-D hypervolume w.r.t. (1, 1) of points in the unit box: a sort and a staircase sum."""
+    P = P[np.lexsort((P[:, 1], P[:, 0]))]
+    best = np.minimum.accumulate(P[:, 1])
+    step = np.ones(len(P), dtype=bool)
+    step[1:] = P[1:, 1] < best[:-1]  # improves on every point with smaller f1: on the front
+    front = P[step]
+    widths = np.diff(np.append(front[:, 0], 1.0))
+    return float(np.sum(widths * (1.0 - front[:, 1])))
+
+
+def hypervolume_series(
+    F: np.ndarray, feasible: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
     """Hypervolume after each point in order (only feasible points count): the convergence curve."""
     F = np.asarray(F, dtype=float)
     series = np.zeros(len(F))
     front = np.zeros((0, F.shape[1] if F.ndim == 2 else 0))
     current = 0.0
     for i in range(len(F)):
-        if feasible[i]:
+        if feasible[i] and not np.any(np.all(front <= F[i], axis=1)):
             candidate = np.vstack([front, F[i : i + 1]])
             front = candidate[pareto_mask(candidate)]
             current = hypervolume(front, lower, upper)

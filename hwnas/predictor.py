@@ -7,6 +7,7 @@ Predictors map features of an architecture to one metric (latency, accuracy,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,9 @@ def prediction_quality(predicted: np.ndarray, actual: np.ndarray) -> PredictionQ
     predicted = np.asarray(predicted, dtype=float).ravel()
     actual = np.asarray(actual, dtype=float).ravel()
     if predicted.shape != actual.shape or actual.size < 2:
-        raise ConfigError(f"quality needs two equal-length series of at least 2 values, got {predicted.size} and {actual.size}")
+        raise ConfigError(
+            f"quality needs two equal-length series of at least 2 values, got {predicted.size} and {actual.size}"
+        )
     nonzero = actual != 0
     relative = np.abs(predicted[nonzero] - actual[nonzero]) / np.abs(actual[nonzero])
     tau = kendalltau(predicted, actual).statistic
@@ -67,6 +70,19 @@ def prediction_quality(predicted: np.ndarray, actual: np.ndarray) -> PredictionQ
         mape=float(relative.mean()) if relative.size else float("nan"),
         within_10pct=float(np.mean(relative <= 0.10)) if relative.size else float("nan"),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _single_threaded_blas() -> Any:
+    """Predictor matrices are tiny: threaded BLAS only adds synchronisation, and on a busy
+    machine its spinning threads make a 0.3 s MLP fit take 10 s. Fits run on one thread."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 class Predictor(ABC):
@@ -88,7 +104,9 @@ class Predictor(ABC):
         if settings is None:
             settings = self.settings_class()
         elif type(settings) is not self.settings_class:
-            raise ConfigError(f"predictor {self.name!r} takes {self.settings_class.__name__}, not {type(settings).__name__}")
+            raise ConfigError(
+                f"predictor {self.name!r} takes {self.settings_class.__name__}, not {type(settings).__name__}"
+            )
         self.settings = settings
         self.fitted = False
 
@@ -109,9 +127,12 @@ class Predictor(ABC):
             raise ConfigError(f"{self.name}: targets contain NaN or infinity")
         if self.settings.log_target:
             if np.any(y <= 0):
-                raise ConfigError(f"{self.name}: log_target needs positive targets; smallest is {y.min()}")
+                raise ConfigError(
+                    f"{self.name}: log_target needs positive targets; smallest is {y.min()}"
+                )
             y = np.log(y)
-        self._fit(X, y)
+        with _single_threaded_blas():
+            self._fit(X, y)
         self.fitted = True
         return self
 
@@ -122,7 +143,8 @@ class Predictor(ABC):
         X = self._checked(X)
         if len(X) == 0:
             return np.zeros(0)
-        predicted = np.asarray(self._predict(X), dtype=float).ravel()
+        with _single_threaded_blas():
+            predicted = np.asarray(self._predict(X), dtype=float).ravel()
         return np.exp(np.clip(predicted, -700, 700)) if self.settings.log_target else predicted
 
     def quality(self, X_test: Any, y_test: Sequence[float] | np.ndarray) -> PredictionQuality:
@@ -133,7 +155,9 @@ class Predictor(ABC):
         if self.input_kind == "kernels":
             rows = list(X)
             if any(isinstance(r, str) for r in rows):
-                raise ConfigError(f"{self.name}: each example must be a list of kernel keys, not a string")
+                raise ConfigError(
+                    f"{self.name}: each example must be a list of kernel keys, not a string"
+                )
             return [list(r) for r in rows]
         X = np.asarray(X, dtype=float)
         if X.ndim != 2:

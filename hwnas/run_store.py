@@ -64,7 +64,9 @@ class RunStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable run store ({exc})", hint="choose another --out") from None
+            raise ConfigError(
+                f"{self.path}: not a usable run store ({exc})", hint="choose another --out"
+            ) from None
 
     @classmethod
     def in_directory(cls, out: str | Path | None) -> RunStore:
@@ -82,7 +84,10 @@ class RunStore:
     # -- meta -------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        return {name: json.loads(value) for name, value in self._db.execute("SELECT name, value FROM meta")}
+        return {
+            name: json.loads(value)
+            for name, value in self._db.execute("SELECT name, value FROM meta")
+        }
 
     def set_meta(self, meta: Mapping[str, Any]) -> None:
         with self._db:
@@ -97,7 +102,9 @@ class RunStore:
         normalised = json.loads(json.dumps(dict(expected), sort_keys=True))
         different = [k for k, v in normalised.items() if k in stored and stored[k] != v]
         if different:
-            details = "; ".join(f"{k}: stored {stored[k]!r}, now {normalised[k]!r}" for k in different)
+            details = "; ".join(
+                f"{k}: stored {stored[k]!r}, now {normalised[k]!r}" for k in different
+            )
             raise ConfigError(
                 f"run store {self.path} holds a different search ({details})",
                 hint="resume with the same settings, or choose another --out for a new search",
@@ -134,7 +141,17 @@ class RunStore:
             " FROM evaluations ORDER BY seq"
         ).fetchall()
         result = []
-        for key, fingerprint, config, metrics, violation, samples, started_at, seconds, error in rows:
+        for (
+            key,
+            fingerprint,
+            config,
+            metrics,
+            violation,
+            samples,
+            started_at,
+            seconds,
+            error,
+        ) in rows:
             subnet = space.subnet(json.loads(config), where=f"{self.path}: stored subnet {key}")
             if subnet.key != key:
                 raise ConfigError(

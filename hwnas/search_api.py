@@ -33,7 +33,11 @@ from hwnas.search_loop import ProgressCallback, SearchLoop
 from hwnas.search_space import SearchSpace, Subnet
 from hwnas.strategy import Strategy, StrategySettings
 
-EvaluateArg = Callable[[Subnet], Mapping[str, float] | Metrics] | ObjectiveProvider | Sequence[ObjectiveProvider]
+EvaluateArg = (
+    Callable[[Subnet], Mapping[str, float] | Metrics]
+    | ObjectiveProvider
+    | Sequence[ObjectiveProvider]
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,10 @@ class SearchResult:
         """The feasible evaluation best in one objective."""
         matching = [o for o in self.objectives if o.name == objective]
         if not matching:
-            raise ConfigError(f"{objective!r} is not an objective of this search", hint=f"objectives: {[o.name for o in self.objectives]}")
+            raise ConfigError(
+                f"{objective!r} is not an objective of this search",
+                hint=f"objectives: {[o.name for o in self.objectives]}",
+            )
         if not self.pareto:
             return None
         return min(self.pareto, key=lambda e: matching[0].minimised(e.values[objective]))
@@ -84,6 +91,7 @@ def search(
     settings: StrategySettings | Mapping[str, str] | None = None,
     candidates: Sequence[Subnet] | None = None,
     progress: ProgressCallback | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Search ``space`` for subnets that optimise ``objectives``, spending at most ``budget`` real evaluations.
 
@@ -96,6 +104,8 @@ def search(
     total, and may be raised). ``candidates`` restricts the search to a finite
     set of subnets (e.g. a tabular benchmark). ``executor``: ``"inprocess"``
     (default), ``"process:N"``, or an :class:`~hwnas.executor.Executor`.
+    ``metadata`` (plain data, e.g. which model was searched) is stored with the
+    run, and a resumed run must have the same.
     """
     from hwnas.registry import strategy_class
 
@@ -116,16 +126,37 @@ def search(
 
     store = RunStore.in_directory(out)
     try:
-        meta = _run_meta(space, objectives, constraints, strategy_cls, settings, seed, evaluator.fingerprint, candidates)
+        meta = _run_meta(
+            space,
+            objectives,
+            constraints,
+            strategy_cls,
+            settings,
+            seed,
+            evaluator.fingerprint,
+            candidates,
+        ) | dict(metadata or {})
         measured = _open_run(store, meta, space, resume)
-        search_strategy = strategy_cls(space, objectives, constraints, seed, settings, candidates=candidates)
+        search_strategy = strategy_cls(
+            space, objectives, constraints, seed, settings, candidates=candidates
+        )
         saved = store.load_state() if resume else None
-        loop = SearchLoop(search_strategy, evaluator, store, runner, budget=budget, batch_size=batch_size, progress=progress)
+        loop = SearchLoop(
+            search_strategy,
+            evaluator,
+            store,
+            runner,
+            budget=budget,
+            batch_size=batch_size,
+            progress=progress,
+        )
         if saved is not None:
             state, loop.tells = saved
             search_strategy.load_state_dict(state, {e.key: e for e in measured})
         measured = loop.run(measured)
-        result = build_result(measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason)
+        result = build_result(
+            measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason
+        )
         if out is not None:
             write_reports(result, Path(out))
         return result
@@ -167,7 +198,9 @@ def _run_meta(
     }
 
 
-def _open_run(store: RunStore, meta: dict[str, Any], space: SearchSpace, resume: bool) -> list[Evaluation]:
+def _open_run(
+    store: RunStore, meta: dict[str, Any], space: SearchSpace, resume: bool
+) -> list[Evaluation]:
     existing = store.count()
     if existing and not resume:
         raise ConfigError(
@@ -190,11 +223,17 @@ def build_result(
 ) -> SearchResult:
     """The :class:`SearchResult` of a list of evaluations: front of the feasible ones, hypervolume curve."""
     objectives = tuple(objectives)
-    F = np.array([e.minimised(objectives) for e in evaluations], dtype=float).reshape(len(evaluations), len(objectives))
+    F = np.array([e.minimised(objectives) for e in evaluations], dtype=float).reshape(
+        len(evaluations), len(objectives)
+    )
     feasible = np.array([e.feasible for e in evaluations], dtype=bool)
     lower, upper = normalisation_bounds(objectives, F[feasible])
     series = hypervolume_series(F, feasible, lower, upper) if len(evaluations) else np.zeros(0)
-    front_index = np.flatnonzero(feasible)[pareto_mask(F[feasible])] if feasible.any() else np.zeros(0, dtype=int)
+    front_index = (
+        np.flatnonzero(feasible)[pareto_mask(F[feasible])]
+        if feasible.any()
+        else np.zeros(0, dtype=int)
+    )
     front = sorted((evaluations[i] for i in front_index), key=lambda e: e.minimised(objectives)[0])
     return SearchResult(
         evaluations=tuple(evaluations),
@@ -221,13 +260,21 @@ def write_reports(result: SearchResult, out: Path) -> None:
     (out / "pareto.json").write_text(
         json.dumps(
             {
-                "objectives": [{"name": o.name, "direction": o.direction, "unit": o.unit} for o in result.objectives],
+                "objectives": [
+                    {"name": o.name, "direction": o.direction, "unit": o.unit}
+                    for o in result.objectives
+                ],
                 "constraints": [str(c) for c in result.constraints],
                 "strategy": result.strategy,
                 "evaluations": len(result.evaluations),
                 "hypervolume": result.hypervolume[-1] if result.hypervolume else 0.0,
                 "pareto": [
-                    {"key": e.key, "space": e.subnet.space, "config": e.subnet.to_dict(), "values": dict(e.values)}
+                    {
+                        "key": e.key,
+                        "space": e.subnet.space,
+                        "config": e.subnet.to_dict(),
+                        "values": dict(e.values),
+                    }
                     for e in result.pareto
                 ],
             },
@@ -241,16 +288,34 @@ def write_reports(result: SearchResult, out: Path) -> None:
     plot_front(result, out / "pareto.png")
 
 
-def _write_csv(path: Path, evaluations: Sequence[Evaluation], genes: list[str], metrics: list[str], *, with_status: bool) -> None:
+def _write_csv(
+    path: Path,
+    evaluations: Sequence[Evaluation],
+    genes: list[str],
+    metrics: list[str],
+    *,
+    with_status: bool,
+) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         status = ["feasible", "violation", "seconds", "fingerprint", "error"] if with_status else []
         writer.writerow(["index", "key", *genes, *metrics, *status])
         for i, e in enumerate(evaluations):
             config = e.subnet.to_dict()
-            row = [i, e.key, *(config.get(g, "") for g in genes), *(e.values.get(m, "") for m in metrics)]
+            row = [
+                i,
+                e.key,
+                *(config.get(g, "") for g in genes),
+                *(e.values.get(m, "") for m in metrics),
+            ]
             if with_status:
-                row += [int(e.feasible), e.violation, f"{e.seconds:.4f}", e.fingerprint, e.error or ""]
+                row += [
+                    int(e.feasible),
+                    e.violation,
+                    f"{e.seconds:.4f}",
+                    e.fingerprint,
+                    e.error or "",
+                ]
             writer.writerow(row)
 
 
@@ -265,17 +330,35 @@ def plot_front(result: SearchResult, path: Path) -> None:
     axes = figure.add_subplot()
     ok = [e for e in result.evaluations if e.ok]
     for group, style in (
-        ([e for e in ok if not e.feasible], {"marker": "x", "color": "tab:red", "alpha": 0.4, "label": "violates a constraint"}),
-        ([e for e in ok if e.feasible], {"marker": "o", "color": "0.6", "alpha": 0.5, "s": 12, "label": "measured"}),
+        (
+            [e for e in ok if not e.feasible],
+            {"marker": "x", "color": "tab:red", "alpha": 0.4, "label": "violates a constraint"},
+        ),
+        (
+            [e for e in ok if e.feasible],
+            {"marker": "o", "color": "0.6", "alpha": 0.5, "s": 12, "label": "measured"},
+        ),
     ):
         if group:
-            axes.scatter([e.values[x_obj.name] for e in group], [e.values[y_obj.name] for e in group], **style)
+            axes.scatter(
+                [e.values[x_obj.name] for e in group],
+                [e.values[y_obj.name] for e in group],
+                **style,
+            )
     if result.pareto:
         front = sorted(result.pareto, key=lambda e: e.values[x_obj.name])
-        axes.plot([e.values[x_obj.name] for e in front], [e.values[y_obj.name] for e in front], "o-", color="tab:blue", label="Pareto front")
+        axes.plot(
+            [e.values[x_obj.name] for e in front],
+            [e.values[y_obj.name] for e in front],
+            "o-",
+            color="tab:blue",
+            label="Pareto front",
+        )
     axes.set_xlabel(f"{x_obj.name} ({x_obj.direction}{', ' + x_obj.unit if x_obj.unit else ''})")
     axes.set_ylabel(f"{y_obj.name} ({y_obj.direction}{', ' + y_obj.unit if y_obj.unit else ''})")
-    axes.set_title(f"{result.strategy}: {len(result.evaluations)} evaluations, {len(result.pareto)} on the front")
+    axes.set_title(
+        f"{result.strategy}: {len(result.evaluations)} evaluations, {len(result.pareto)} on the front"
+    )
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize=8)
     figure.tight_layout()

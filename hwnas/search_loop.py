@@ -74,7 +74,9 @@ class SearchLoop:
         while len(measured) < self.budget:
             proposals = self.strategy.ask(min(self.batch_size, self.budget - len(measured)))
             if not proposals:
-                self.stopped_reason = f"strategy {self.strategy.name!r} has no new subnet to propose"
+                self.stopped_reason = (
+                    f"strategy {self.strategy.name!r} has no new subnet to propose"
+                )
                 break
             fresh = [p for p in proposals if p.key not in by_key]
             batch: list[Evaluation] = []
@@ -88,21 +90,24 @@ class SearchLoop:
             self.store.save_state(self.strategy.state_dict(), self.tells)
             idle = 0 if fresh else idle + 1
             if idle >= MAX_IDLE_ASKS:
-                self.stopped_reason = (
-                    f"strategy {self.strategy.name!r} proposed only measured subnets {MAX_IDLE_ASKS} times in a row"
-                )
+                self.stopped_reason = f"strategy {self.strategy.name!r} proposed only measured subnets {MAX_IDLE_ASKS} times in a row"
                 break
             if self.progress is not None:
                 self.progress(self.snapshot(measured, batch, time.perf_counter() - start))
         return measured
 
-    def snapshot(self, measured: list[Evaluation], batch: list[Evaluation], elapsed: float) -> SearchProgress:
+    def snapshot(
+        self, measured: list[Evaluation], batch: list[Evaluation], elapsed: float
+    ) -> SearchProgress:
         objectives = self.strategy.objectives
         feasible = [e for e in measured if e.feasible]
-        F = np.array([e.minimised(objectives) for e in feasible]).reshape(len(feasible), len(objectives))
+        F = np.array([e.minimised(objectives) for e in feasible]).reshape(
+            len(feasible), len(objectives)
+        )
         lower, upper = normalisation_bounds(objectives, F)
         best = {
-            o.name: o.minimised(float(np.min(F[:, j]))) if len(F) else float("nan") for j, o in enumerate(objectives)
+            o.name: o.minimised(float(np.min(F[:, j]))) if len(F) else float("nan")
+            for j, o in enumerate(objectives)
         }
         return SearchProgress(
             evaluations=len(measured),

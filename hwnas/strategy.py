@@ -58,17 +58,29 @@ def _convert(text: str, hint: Any, where: str) -> Any:
         if hint in (int, float, str):
             return hint(text)
         if origin is tuple and args and args[-1] is Ellipsis:
-            items = [t for t in text.split(",") if t.strip()]
+            items = [t.strip() for t in text.split(",") if t.strip()]
             inner = args[0]
             if typing.get_origin(inner) is tuple:
-                return tuple(tuple(_convert(p, a, where) for p, a in zip(i.split("=", 1), typing.get_args(inner))) for i in items)
+                return tuple(
+                    tuple(
+                        _convert(p, a, where)
+                        for p, a in zip(i.split("=", 1), typing.get_args(inner), strict=True)
+                    )
+                    for i in items
+                )
             return tuple(_convert(i.strip(), inner, where) for i in items)
-        if origin in (typing.Union, types.UnionType) and type(None) in args and text.strip().lower() == "none":
+        if (
+            origin in (typing.Union, types.UnionType)
+            and type(None) in args
+            and text.strip().lower() == "none"
+        ):
             return None
         if origin in (typing.Union, types.UnionType):
             return _convert(text, next(a for a in args if a is not type(None)), where)
     except (ValueError, TypeError):
-        raise ConfigError(f"{where}: cannot read {text!r} as {getattr(hint, '__name__', hint)}") from None
+        raise ConfigError(
+            f"{where}: cannot read {text!r} as {getattr(hint, '__name__', hint)}"
+        ) from None
     raise ConfigError(f"{where}: settings of type {hint} cannot be given as text")
 
 
@@ -166,13 +178,12 @@ class Strategy(ABC):
         """Propose up to ``n`` distinct subnets to evaluate next."""
         if n < 1:
             raise ConfigError(f"ask(n) needs n >= 1, got {n}")
-        proposals: list[Subnet] = []
+        proposals: dict[str, Subnet] = {}
         for subnet in self._ask(n):
-            if subnet.key not in self._pending and all(p.key != subnet.key for p in proposals):
-                proposals.append(subnet)
-        proposals = proposals[:n]
-        self._pending.update((s.key, s) for s in proposals)
-        return proposals
+            if subnet.key not in self._pending and len(proposals) < n:
+                proposals.setdefault(subnet.key, subnet)
+        self._pending.update(proposals)
+        return list(proposals.values())
 
     def tell(self, evaluations: Iterable[Evaluation]) -> None:
         """Learn from evaluations of subnets this strategy proposed (or any others)."""
@@ -191,17 +202,22 @@ class Strategy(ABC):
             "settings": self.settings.as_dict(),
             "rng": self.rng.bit_generator.state,
             "told": [e.key for e in self.history],
-            "pending": [s.key for s in self._pending.values()],
             "own": self._state(),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any], evaluations: Mapping[str, Evaluation]) -> None:
+    def load_state_dict(
+        self, state: Mapping[str, Any], evaluations: Mapping[str, Evaluation]
+    ) -> None:
         """Continue from :meth:`state_dict`; ``evaluations`` maps subnet key to every stored evaluation."""
         if state.get("strategy") != self.name:
-            raise ConfigError(f"saved state is for strategy {state.get('strategy')!r}, not {self.name!r}")
+            raise ConfigError(
+                f"saved state is for strategy {state.get('strategy')!r}, not {self.name!r}"
+            )
         missing = [k for k in state["told"] if k not in evaluations]
         if missing:
-            raise ConfigError(f"saved {self.name} state refers to {len(missing)} evaluation(s) the run store lacks")
+            raise ConfigError(
+                f"saved {self.name} state refers to {len(missing)} evaluation(s) the run store lacks"
+            )
         self.rng.bit_generator.state = state["rng"]
         self.history = [evaluations[k] for k in state["told"]]
         self._told = {e.key: e for e in self.history}
@@ -214,14 +230,16 @@ class Strategy(ABC):
     def _ask(self, n: int) -> Sequence[Subnet]:
         """Return up to ``n`` subnets; the base class drops duplicates and ones already pending."""
 
-    def _tell(self, evaluations: Sequence[Evaluation]) -> None:
+    def _tell(self, evaluations: Sequence[Evaluation]) -> None:  # noqa: B027 - optional override
         """Learn from a batch; the base class has already added new ones to ``history``."""
 
     def _state(self) -> dict[str, Any]:
         """This strategy's own state beyond rng and history (plain data)."""
         return {}
 
-    def _load_state(self, own: Mapping[str, Any], evaluations: Mapping[str, Evaluation]) -> None:
+    def _load_state(  # noqa: B027 - optional override
+        self, own: Mapping[str, Any], evaluations: Mapping[str, Evaluation]
+    ) -> None:
         """Restore what :meth:`_state` returned."""
 
     # -- helpers for subclasses ---------------------------------------------------
@@ -239,7 +257,9 @@ class Strategy(ABC):
         excluded = self.known_keys | set(exclude)
         if self.pool is not None:
             free = [i for i, k in enumerate(self.pool.keys) if k not in excluded]
-            picks = self.rng.choice(len(free), size=min(n, len(free)), replace=False) if free else []
+            picks = (
+                self.rng.choice(len(free), size=min(n, len(free)), replace=False) if free else []
+            )
             return [self.pool.subnets[free[int(i)]] for i in picks]
         chosen: dict[str, Subnet] = {}
         for _ in range(50 * n):
@@ -271,7 +291,9 @@ class Strategy(ABC):
     def violations(self, evaluations: Sequence[Evaluation]) -> np.ndarray:
         return np.array([e.violation for e in evaluations], dtype=float)
 
-    def constraint_slacks(self, evaluations: Sequence[Evaluation], failed: float = 1e6) -> np.ndarray:
+    def constraint_slacks(
+        self, evaluations: Sequence[Evaluation], failed: float = 1e6
+    ) -> np.ndarray:
         """pymoo's ``G`` (<= 0 feasible): one column per constraint plus one that is ``failed`` for failures."""
         rows = []
         for e in evaluations:

@@ -50,11 +50,6 @@ class Supernet(ABC):
         if settings is None:
             preset = preset or self.default_preset
             settings = self.preset_settings(preset)
-        elif not isinstance(settings, self.settings_class):
-            raise ConfigError(
-                f"supernet {self.name!r} takes {self.settings_class.__name__} settings, "
-                f"got {type(settings).__name__}"
-            )
         self.settings = settings
         self.preset = preset
         self.validate_settings(settings)
@@ -71,7 +66,9 @@ class Supernet(ABC):
         return cls.presets[preset]
 
     @classmethod
-    def configure(cls, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Supernet:
+    def configure(
+        cls, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Supernet:
         """A supernet from a preset plus field overrides; string values (from the CLI) are converted.
 
         ``overrides`` name fields of ``settings_class``; tuples may be given as
@@ -103,7 +100,9 @@ class Supernet(ABC):
             )
         settings = arguments.get("settings", {})
         if not isinstance(settings, Mapping):
-            raise ConfigError(f"supernet {cls.name!r}: 'settings' must be an object of field: value")
+            raise ConfigError(
+                f"supernet {cls.name!r}: 'settings' must be an object of field: value"
+            )
         return cls.configure(arguments.get("preset"), settings)
 
     @property
@@ -116,7 +115,15 @@ class Supernet(ABC):
         }
 
     def validate_settings(self, settings: Any) -> None:
-        """Raise :class:`ConfigError` for settings that cannot build a network (override to check more)."""
+        """Raise :class:`ConfigError` for settings that cannot build a network.
+
+        Subclasses check their own fields after calling this.
+        """
+        if not isinstance(settings, self.settings_class):
+            raise ConfigError(
+                f"supernet {self.name!r} takes {self.settings_class.__name__} settings, "
+                f"got {type(settings).__name__}"
+            )
 
     # -- the search space ------------------------------------------------------------
 
@@ -163,7 +170,11 @@ class Supernet(ABC):
 
     @abstractmethod
     def input_spec(self, subnet: Subnet, batch: int = 1) -> TensorSpec:
-        """Shape and dtype of the input ``subnet`` takes (its resolution gene respected)."""
+        """Name, shape and dtype of the input ``subnet`` takes (its resolution gene respected).
+
+        The name is the static module's ``forward`` argument, so it is also the
+        input name of the subnet's IR, ONNX file and Relax function.
+        """
 
     def example_input(self, subnet: Subnet, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
         """A deterministic random input of :meth:`input_spec`'s shape (floats ~ N(0, 1))."""
@@ -187,7 +198,9 @@ class Supernet(ABC):
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def load_state_dict(self, module: torch.nn.Module, state_dict: Mapping[str, Any], *, where: str = "state dict") -> None:
+    def load_state_dict(
+        self, module: torch.nn.Module, state_dict: Mapping[str, Any], *, where: str = "state dict"
+    ) -> None:
         """Load weights into an elastic module; shape or key mismatches raise :class:`ConfigError`."""
         try:
             result = module.load_state_dict(dict(state_dict), strict=True)
@@ -206,7 +219,12 @@ class Supernet(ABC):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(
-            {"format": CHECKPOINT_FORMAT, "arguments": self.arguments, "state_dict": module.state_dict(), **extra},
+            {
+                "format": CHECKPOINT_FORMAT,
+                "arguments": self.arguments,
+                "state_dict": module.state_dict(),
+                **extra,
+            },
             path,
         )
         return path

@@ -8,6 +8,7 @@ shared library (cross-compiled for remote boards). Running is :mod:`hwnas_target
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 LIBRARY = "model.so"
 LOADER = "tvm-relax-vm"
-#: A task counts as tuned once the database holds this share of its trial budget.
+#: Without a recorded budget, a task counts as tuned once the database holds this share of its trials.
 TUNED_SHARE = 0.5
 
 
@@ -124,24 +125,92 @@ def _locked(work_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def import_tensor_intrinsics() -> None:
+    """Import ``tvm.s_tir.tensor_intrin`` (MetaSchedule's schedule rules need it) in seconds, not minutes.
+
+    Each of its hundreds of TVMScript functions calls ``inspect.stack()``,
+    which looks up the module of every frame by scanning ``sys.modules`` when
+    the frame's file is not a module (``<ast>``): over 100 s on this machine.
+    TVMScript only reads each frame's object, file, line and source line, so
+    for this one import ``inspect.stack`` is replaced by a walk that reads
+    source lines straight from :mod:`linecache`.
+    """
+    import inspect
+    import linecache
+    import sys
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+
+    def frame_infos(context: int = 1) -> list[inspect.FrameInfo]:
+        frame = sys._getframe(1)
+        infos = []
+        while frame is not None:
+            code = frame.f_code
+            line = linecache.getline(code.co_filename, frame.f_lineno) if context > 0 else ""
+            infos.append(
+                inspect.FrameInfo(
+                    frame, code.co_filename, frame.f_lineno, code.co_name,
+                    [line] if line else None, 0 if line else None,
+                )
+            )
+            frame = frame.f_back
+        return infos
+
+    original = inspect.stack
+    inspect.stack = frame_infos  # type: ignore[assignment]
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.stack = original
+
+
+def build_candidate(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default build without importing ``tvm.s_tir.tensor_intrin``.
+
+    That import registers every tensor intrinsic through TVMScript, whose
+    ``inspect.stack()`` calls scan all loaded modules: minutes per builder
+    process, and LocalBuilder starts new processes for every batch. A
+    tensorised candidate already carries its intrinsic's body, so building
+    it does not need the registry.
+    """
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def export_candidate(mod: Any, cross_compiler: str | None = None) -> str:
+    """Write a built candidate where the runner can fetch it: a tar locally, a shared library for a board."""
+    import tempfile
+
+    from tvm.support import cc
+    from tvm.support.tar import tar
+
+    directory = tempfile.mkdtemp(prefix="hwnas-ms-")
+    if cross_compiler:
+        path = os.path.join(directory, "candidate.so")
+        mod.export_library(path, fcompile=cc.cross_compiler(cross_compiler))
+    else:
+        path = os.path.join(directory, "candidate." + tar.output_format)
+        mod.export_library(path, fcompile=tar)
+    return path
+
+
 def _builder_and_runner(tuning: Tuning) -> tuple[Any, Any]:
+    import functools
+
     from tvm.s_tir import meta_schedule as ms
 
+    builder = ms.builder.LocalBuilder(
+        f_build=build_candidate,
+        f_export=functools.partial(export_candidate, cross_compiler=tuning.cross_compiler),
+        max_workers=tuning.num_cores if tuning.rpc is None else None,
+    )
     if tuning.rpc is None:
-        return "local", "local"
-    from tvm.support import cc
-
+        return builder, "local"
     host, port, key = tuning.rpc
-    compiler = tuning.cross_compiler
-
-    def export(mod: Any) -> str:
-        from tvm.support import utils
-
-        path = os.path.join(utils.tempdir().path, "candidate.so")  # removed with the builder's temp dir
-        mod.export_library(path, fcompile=cc.cross_compiler(compiler) if compiler else None)
-        return path
-
-    builder = ms.builder.LocalBuilder(f_export=export)
     runner = ms.runner.RPCRunner(
         rpc_config=ms.runner.RPCConfig(
             tracker_host=host,
@@ -158,11 +227,12 @@ def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
     from tvm.s_tir import meta_schedule as ms
 
     start = time.perf_counter()
-    need = max(1, int(tuning.trials * TUNED_SHARE))
+    import_tensor_intrinsics()
     with _locked(tuning.work_dir):
         database = ms.database.JSONDatabase(work_dir=str(tuning.work_dir))
+        budgets = _TunedBudgets(tuning.work_dir)
         tasks = ms.relax_integration.extract_tasks(mod, target)
-        todo = [task for task in tasks if not _is_tuned(database, task.dispatched[0], need)]
+        todo = [t for t in tasks if not budgets.covers(database, t.dispatched[0], tuning.trials)]
         if todo:
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                 todo, str(tuning.work_dir), num_threads=tuning.num_cores
@@ -179,6 +249,7 @@ def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
                 runner=runner,
                 database=database,
             )
+            budgets.record([t.dispatched[0] for t in todo], tuning.trials)
     return TuningReport(
         tasks=len(tasks),
         tuned=len(todo),
@@ -188,11 +259,45 @@ def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
     )
 
 
-def _is_tuned(database: Any, mod: Any, need: int) -> bool:
-    if not database.has_workload(mod):
-        return False
-    workload = database.commit_workload(mod)  # returns the stored one; adds nothing
-    return len(database.get_top_k(workload, need)) >= need
+class _TunedBudgets:
+    """``tuned_budgets.json`` next to the database: the largest trial budget each workload was tuned with.
+
+    MetaSchedule stops early on tasks with small search spaces, so the number
+    of records alone cannot say whether a task was tuned with a given budget.
+    """
+
+    FILE = "tuned_budgets.json"
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = work_dir / self.FILE
+        try:
+            self.budgets: dict[str, int] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.budgets = {}
+
+    @staticmethod
+    def _key(mod: Any) -> str:
+        import tvm
+
+        return str(tvm.ir.structural_hash(mod))
+
+    def covers(self, database: Any, mod: Any, trials: int) -> bool:
+        if not database.has_workload(mod):
+            return False
+        if self.budgets.get(self._key(mod), 0) >= trials:
+            return True
+        # records from before this file existed: count them
+        workload = database.commit_workload(mod)  # the stored one; adds nothing
+        need = max(1, int(trials * TUNED_SHARE))
+        return len(database.get_top_k(workload, need)) >= need
+
+    def record(self, mods: list[Any], trials: int) -> None:
+        for mod in mods:
+            key = self._key(mod)
+            self.budgets[key] = max(trials, self.budgets.get(key, 0))
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.budgets, indent=1, sort_keys=True))
+        tmp.replace(self.path)
 
 
 def build(ir: GraphIR, target_dict: dict[str, Any], out: Path, *, tuning: Tuning | None = None,

@@ -50,11 +50,15 @@ def test_autoload_off_shows_only_builtins():
 
 def test_broken_plugin_shows_as_broken_with_one_line_and_no_traceback(tmp_path):
     write_entry_point_dist(tmp_path, "hwnas-broken", "broken", "no_such_plugin_module")
-    result = run_hwnas("plugins", env={"PYTHONPATH": str(tmp_path), "COLUMNS": "200"})
-    assert result.returncode == 0
-    assert "Traceback" not in result.stdout + result.stderr
-    line = next(line for line in result.stdout.splitlines() if "broken" in line and "no_such" in line)
-    assert "ModuleNotFoundError" in line
+    env = {"PYTHONPATH": str(tmp_path)}
+    table = run_hwnas("plugins", env=env)
+    assert table.returncode == 0
+    assert "Traceback" not in table.stdout + table.stderr
+    assert "broken: ModuleNotFoundError" in table.stdout
+    rows = {row["name"]: row for row in json.loads(run_hwnas("plugins", "--json", env=env).stdout)}
+    status = rows["broken"]["status"]
+    assert status == "broken: ModuleNotFoundError: No module named 'no_such_plugin_module'"
+    assert rows["broken"]["package"] == "hwnas-broken"
 
 
 def test_targets_reports_availability_and_fingerprint():

@@ -30,7 +30,9 @@ def spaces(draw: st.DrawFn, max_genes: int = 5) -> SearchSpace:
     count = draw(st.integers(min_value=1, max_value=max_genes))
     genes: list[Gene] = []
     for index in range(count):
-        choices = tuple(draw(st.lists(_values, min_size=1, max_size=4, unique_by=lambda v: (type(v), v))))
+        choices = tuple(
+            draw(st.lists(_values, min_size=1, max_size=4, unique_by=lambda v: (type(v), v)))
+        )
         # 1 and 1.0 compare equal; keep each gene's choices of one kind so they stay distinct
         if len({c for c in choices}) != len(choices):
             choices = tuple(dict.fromkeys(choices))
@@ -38,7 +40,9 @@ def spaces(draw: st.DrawFn, max_genes: int = 5) -> SearchSpace:
         condition = None
         if plain and draw(st.booleans()):
             parent = draw(st.sampled_from(plain))
-            allowed = tuple(draw(st.lists(st.sampled_from(parent.choices), min_size=1, unique=True)))
+            allowed = tuple(
+                draw(st.lists(st.sampled_from(parent.choices), min_size=1, unique=True))
+            )
             condition = (parent.name, allowed)
         genes.append(Gene(f"g{index}", choices, condition))
     return SearchSpace(draw(st.sampled_from(["alpha", "beta"])), genes)
@@ -47,7 +51,10 @@ def spaces(draw: st.DrawFn, max_genes: int = 5) -> SearchSpace:
 def _all_raw_configs(space: SearchSpace) -> list[dict]:
     """Every assignment of every gene, active or not (what a careless user might write)."""
     names = [g.name for g in space.genes]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(g.choices for g in space.genes))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(g.choices for g in space.genes))
+    ]
 
 
 @SETTINGS
@@ -172,7 +179,9 @@ def test_keys_differ_between_spaces_and_are_stable_across_processes():
         "genes = [Gene('depth', (2, 3, 4)), Gene('k', (3, 5), ('depth', (3, 4)))]\n"
         "print(SearchSpace('s', genes).subnet({'depth': 3, 'k': 5}).key)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == key
 
 
@@ -185,7 +194,12 @@ def test_decode_clips_out_of_range_indices_and_checks_length():
 
 def test_smallest_and_largest_take_numeric_extremes():
     space = SearchSpace(
-        "s", [Gene("depth", (3, 2, 4)), Gene("k", (5, 3), ("depth", (4,))), Gene("act", ("relu", "gelu"))]
+        "s",
+        [
+            Gene("depth", (3, 2, 4)),
+            Gene("k", (5, 3), ("depth", (4,))),
+            Gene("act", ("relu", "gelu")),
+        ],
     )
     assert space.smallest().to_dict() == {"depth": 2, "act": "relu"}
     assert space.largest().to_dict() == {"depth": 4, "k": 5, "act": "relu"}

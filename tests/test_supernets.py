@@ -91,7 +91,9 @@ def test_listing_supernets_does_not_import_torch():
         "    cls(preset='full').space.size()\n"
         "print('TORCH', 'torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert "TORCH False" in result.stdout
 
 
@@ -213,13 +215,18 @@ def test_example_inputs_follow_the_resolution_gene_and_input_kind():
 
 
 def test_configure_converts_cli_strings_and_rejects_bad_settings():
-    supernet = OFAMobileNetV3.configure("tiny", {"num_classes": "5", "resolutions": "16,24", "stage_se": "0,1,1"})
+    supernet = OFAMobileNetV3.configure(
+        "tiny", {"num_classes": "5", "resolutions": "16,24", "stage_se": "0,1,1"}
+    )
     assert supernet.settings.num_classes == 5
     assert supernet.settings.resolutions == (16, 24)
     assert supernet.settings.stage_se == (False, True, True)
     assert supernet.space.gene("resolution").choices == (16, 24)
     subnet = supernet.space.smallest()
-    assert supernet.extract(supernet.build(), subnet)(supernet.example_input(subnet)).shape == (1, 5)
+    assert supernet.extract(supernet.build(), subnet)(supernet.example_input(subnet)).shape == (
+        1,
+        5,
+    )
     with pytest.raises(UnknownNameError, match="no preset 'huge'"):
         OFAMobileNetV3.configure("huge")
     with pytest.raises(ConfigError, match="'num_classes' = 'many'"):
@@ -295,11 +302,15 @@ def test_recalibration_sets_statistics_to_the_calibration_average():
     supernet, module = built(OFAMobileNetV3, "tiny")
     subnet = supernet.space.sample(5)
     static = supernet.extract(module, subnet)
-    batches = [torch.randn(8, 1, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    batches = [
+        torch.randn(8, 1, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)
+    ]
     prepared = [supernet.adapt_input(b, subnet) for b in batches]
     first = static.stem[1]
     momentum = first.momentum
-    used = recalibrate_batch_norm(static, [(b, None) for b in batches], prepare=lambda x: supernet.adapt_input(x, subnet))
+    used = recalibrate_batch_norm(
+        static, [(b, None) for b in batches], prepare=lambda x: supernet.adapt_input(x, subnet)
+    )
     assert used == 3
     with torch.no_grad():
         means = [static.stem[0](x).mean((0, 2, 3)) for x in prepared]

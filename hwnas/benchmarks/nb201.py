@@ -30,7 +30,10 @@ def search_space() -> SearchSpace:
     """The NAS-Bench-201 cell: 6 edges, 5 operations each (15,625 architectures)."""
     return SearchSpace(
         "nb201",
-        [Gene(name, OPS, description=f"operation on the edge node {src} -> node {to}") for name, (to, src) in zip(GENES, EDGES)],
+        [
+            Gene(name, OPS, description=f"operation on the edge node {src} -> node {to}")
+            for name, (to, src) in zip(GENES, EDGES, strict=True)
+        ],
     )
 
 
@@ -44,7 +47,10 @@ def subnet_from_arch_string(space: SearchSpace, text: str) -> Subnet:
     tokens = [t for t in text.replace("+", "").split("|") if t]
     if len(tokens) != len(EDGES):
         raise ConfigError(f"not a NAS-Bench-201 architecture string: {text!r}")
-    return space.subnet({g: t.split("~")[0] for g, t in zip(GENES, tokens)}, where=f"arch string {text!r}")
+    return space.subnet(
+        {g: t.split("~")[0] for g, t in zip(GENES, tokens, strict=True)},
+        where=f"arch string {text!r}",
+    )
 
 
 def data_dir() -> Path:
@@ -73,7 +79,9 @@ class NB201Tables:
         """The architectures with a known accuracy: the space a benchmark search runs over."""
         return [subnet_from_arch_string(space, arch) for arch in sorted(self.accuracy)]
 
-    def objectives(self, names: Sequence[str], device: str, subnets: Sequence[Subnet]) -> tuple[Objective, ...]:
+    def objectives(
+        self, names: Sequence[str], device: str, subnets: Sequence[Subnet]
+    ) -> tuple[Objective, ...]:
         """Built-in objectives whose bounds run from the best to the median value among ``subnets``.
 
         Fixed bounds make hypervolumes of different runs comparable; ending them
@@ -88,7 +96,10 @@ class NB201Tables:
         result = []
         for name in names:
             if name not in ("accuracy", "latency"):
-                raise ConfigError(f"the NAS-Bench-201 tables have no {name!r}", hint="objectives: accuracy, latency")
+                raise ConfigError(
+                    f"the NAS-Bench-201 tables have no {name!r}",
+                    hint="objectives: accuracy, latency",
+                )
             objective = BUILTIN_OBJECTIVES[name]
             column = np.array([v[name] for v in values])
             best = float(column.max() if objective.direction == "max" else column.min())
@@ -112,13 +123,19 @@ def _load(directory: Path) -> NB201Tables:
             for column in DEVICES.values():
                 latency[column][row["arch_string"]] = float(row[column])
     with accuracy_file.open(newline="") as f:
-        accuracy = {row["arch_string"]: float(row["cifar10_val_accuracy"]) / 100.0 for row in csv.DictReader(f)}
+        accuracy = {
+            row["arch_string"]: float(row["cifar10_val_accuracy"]) / 100.0
+            for row in csv.DictReader(f)
+        }
     return NB201Tables(latency=latency, accuracy=accuracy, source=directory)
 
 
 def _device_column(device: str) -> str:
     if device not in DEVICES:
-        raise ConfigError(f"no NAS-Bench-201 latency table for device {device!r}", hint=f"devices: {', '.join(DEVICES)}")
+        raise ConfigError(
+            f"no NAS-Bench-201 latency table for device {device!r}",
+            hint=f"devices: {', '.join(DEVICES)}",
+        )
     return DEVICES[device]
 
 

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ir": ("hwnas.cli.ir_cmd:ir", "Show a subnet's graph IR: ops, MACs, params, kernel groups."),
     "plugins": ("hwnas.cli.plugins_cmd:plugins", "List installed plugins and what they provide."),
     "targets": ("hwnas.cli.targets_cmd:targets", "List hardware targets: available here or why not."),
+    "bench": ("hwnas.cli.bench_cmd:bench", "Measure one model (subnet, ONNX or torch) on several targets."),
+    "train": ("hwnas.cli.train_cmd:train", "Train a weight-sharing supernet (sandwich rule, in-place distillation)."),
     "search": ("hwnas.cli.search_cmd:search", "Search for Pareto-optimal subnets under hardware constraints."),
     "export": ("hwnas.cli.export_cmd:export", "Compile a chosen subnet into a deployable artifact directory."),
     "verify": ("hwnas.cli.verify_cmd:verify", "Check an exported artifact's files and outputs."),

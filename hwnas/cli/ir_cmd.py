@@ -21,9 +21,15 @@ def _shape(shape: tuple[int, ...]) -> str:
 @supernet_options
 @click.argument("subnet_file", metavar="SUBNET.json", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the IR as JSON instead of tables.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size of the example input.")
 @click.option(
-    "--onnx", "onnx_path", type=click.Path(path_type=Path), default=None, help="Also write the subnet as ONNX here."
+    "--batch", type=int, default=1, show_default=True, help="Batch size of the example input."
+)
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the subnet as ONNX here.",
 )
 @click.option(
     "--checkpoint",
@@ -71,7 +77,9 @@ def ir(
         )
         for op in graph.ops
     ]
-    print_table(f"ops of {graph.name}", ["op", "kind", "output", "MACs", "params", "module"], op_rows)
+    print_table(
+        f"ops of {graph.name}", ["op", "kind", "output", "MACs", "params", "module"], op_rows
+    )
     kernel_rows = [(k.name, k.kind, f"{k.macs:,}", k.key) for k in graph.kernel_groups]
     print_table("kernel groups", ["kernel", "kind", "MACs", "key"], kernel_rows)
     totals = graph.totals()

@@ -20,7 +20,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console(width=max(100, Console().width)).print(table)
+    console = Console()
+    # Piped output has no terminal width to honour: keep rows on one line each.
+    console.width = console.width if console.is_terminal else 200
+    console.print(table)
 
 
 def print_json(data: Any) -> None:

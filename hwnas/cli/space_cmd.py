@@ -27,7 +27,9 @@ def supernet_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Override a supernet setting (repeatable), e.g. --set num_classes=100 --set resolutions=32,48.",
     )(command)
     command = click.option(
-        "--preset", default=None, help="Supernet preset, e.g. tiny or full (default: the supernet's own)."
+        "--preset",
+        default=None,
+        help="Supernet preset, e.g. tiny or full (default: the supernet's own).",
     )(command)
     return click.argument("supernet")(command)
 
@@ -37,7 +39,9 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected FIELD=VALUE", hint="e.g. --set num_classes=100")
+            raise ConfigError(
+                f"--set {pair!r}: expected FIELD=VALUE", hint="e.g. --set num_classes=100"
+            )
         overrides[key.strip()] = value
     return overrides
 
@@ -81,5 +85,7 @@ def show(supernet: str, preset: str | None, settings: tuple[str, ...], as_json: 
         for g in summary["genes"]
     ]
     size = summary["size"]
-    title = f"{net.name} ({net.preset or 'custom'}): {len(rows)} genes, {size:,} subnets (~{size:.2e})"
+    title = (
+        f"{net.name} ({net.preset or 'custom'}): {len(rows)} genes, {size:,} subnets (~{size:.2e})"
+    )
     print_table(title, ["gene", "choices", "active when"], rows)

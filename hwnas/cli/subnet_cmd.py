@@ -20,10 +20,16 @@ def subnet() -> None:
 
 @subnet.command("sample")
 @supernet_options
-@click.option("--smallest", is_flag=True, help="The smallest subnet (every numeric gene at its minimum).")
-@click.option("--largest", is_flag=True, help="The largest subnet (every numeric gene at its maximum).")
+@click.option(
+    "--smallest", is_flag=True, help="The smallest subnet (every numeric gene at its minimum)."
+)
+@click.option(
+    "--largest", is_flag=True, help="The largest subnet (every numeric gene at its maximum)."
+)
 @click.option("--seed", type=int, default=None, help="Random seed (default: fresh randomness).")
-@click.option("--key", "with_key", is_flag=True, help="Include the subnet's canonical key in the JSON.")
+@click.option(
+    "--key", "with_key", is_flag=True, help="Include the subnet's canonical key in the JSON."
+)
 def sample(
     supernet: str,
     preset: str | None,

@@ -49,7 +49,9 @@ def read_onnx(path: Path) -> OnnxGraph:
     except FileNotFoundError:
         raise ConfigError(f"ONNX file {path} does not exist") from None
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as exc:
@@ -72,7 +74,9 @@ def read_onnx(path: Path) -> OnnxGraph:
         for name, array in initializers.items()
     }
 
-    inputs = tuple(specs[i.name] for i in graph.input if i.name not in initializers and i.name in specs)
+    inputs = tuple(
+        specs[i.name] for i in graph.input if i.name not in initializers and i.name in specs
+    )
     used_names = {spec.name for spec in inputs}
     ops: list[OpNode] = []
     seen: set[str] = set()
@@ -86,7 +90,9 @@ def read_onnx(path: Path) -> OnnxGraph:
         activations = [specs[t] for t in node.input if t and t not in weights and t in specs]
         missing = [t for t in node.input if t and t not in weights and t not in specs]
         if missing:
-            raise ConfigError(f"{path}: node {name!r} reads {missing}, whose shapes ONNX shape inference could not find")
+            raise ConfigError(
+                f"{path}: node {name!r} reads {missing}, whose shapes ONNX shape inference could not find"
+            )
         read = [weights[t] for t in node.input if t in weights]
         outputs = []
         for t in node.output:
@@ -161,13 +167,19 @@ def _attr_value(attr: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     if isinstance(value, (list, tuple)):
-        return [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value if isinstance(v, (int, float, str, bytes))]
+        return [
+            v.decode(errors="replace") if isinstance(v, bytes) else v
+            for v in value
+            if isinstance(v, (int, float, str, bytes))
+        ]
     if isinstance(value, (int, float, str)):
         return value
     return type(value).__name__
 
 
-def _kind(op_type: str, role: list[Any], attrs: dict[str, Any], initializers: dict[str, Any], node: Any) -> str:
+def _kind(
+    op_type: str, role: list[Any], attrs: dict[str, Any], initializers: dict[str, Any], node: Any
+) -> str:
     if op_type == "Conv" and len(role) > 1 and role[1] is not None:
         return f"conv{len(role[1].shape) - 2}d"
     if op_type == "Clip" and len(node.input) >= 3:
@@ -178,7 +190,9 @@ def _kind(op_type: str, role: list[Any], attrs: dict[str, Any], initializers: di
     return _KINDS.get(op_type, _snake(op_type))
 
 
-def _macs(op_type: str, kind: str, role: list[Any], outputs: list[TensorSpec], attrs: dict[str, Any]) -> int:
+def _macs(
+    op_type: str, kind: str, role: list[Any], outputs: list[TensorSpec], attrs: dict[str, Any]
+) -> int:
     if not outputs or any(r is None for r in role[:2]) or len(role) < 2:
         return 0
     out = outputs[0].shape

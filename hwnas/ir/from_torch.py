@@ -47,11 +47,17 @@ class TorchTrace:
     output_tensors: tuple[str, ...]
 
 
-def export_module(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> ExportedProgram:
+def export_module(
+    module: torch.nn.Module, example_inputs: Sequence[torch.Tensor]
+) -> ExportedProgram:
     """``torch.export`` a module in eval mode; failures become :class:`ConfigError` naming the module."""
     import torch
+    import torch.fx.config as fx_config
 
     module.eval()
+    # Per-node Python stack traces cost a third of export time and the IR never reads them.
+    previous = fx_config.do_not_emit_stack_traces
+    fx_config.do_not_emit_stack_traces = True
     try:
         with torch.no_grad():
             return torch.export.export(module, tuple(example_inputs))
@@ -60,6 +66,8 @@ def export_module(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor
             f"torch.export failed on {type(module).__name__}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
             hint="the IR needs a static module (no data-dependent control flow); extract a subnet first",
         ) from exc
+    finally:
+        fx_config.do_not_emit_stack_traces = previous
 
 
 def trace(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> TorchTrace:
@@ -104,17 +112,24 @@ def _walk(exported: ExportedProgram) -> TorchTrace:
             value = node.meta.get("val")
             if node.name in state_names:
                 target = state_names[node.name]
-                weights[node.name] = TensorSpec(target, tuple(int(d) for d in value.shape), dtype_name(value.dtype))
+                weights[node.name] = TensorSpec(
+                    target, tuple(int(d) for d in value.shape), dtype_name(value.dtype)
+                )
                 continue
             if node.name not in user_inputs or not hasattr(value, "shape"):
-                raise ConfigError(f"graph input {node.name!r} is not a tensor; the IR needs tensor inputs")
-            spec = TensorSpec(node.name, tuple(int(d) for d in value.shape), dtype_name(value.dtype))
+                raise ConfigError(
+                    f"graph input {node.name!r} is not a tensor; the IR needs tensor inputs"
+                )
+            spec = TensorSpec(
+                node.name, tuple(int(d) for d in value.shape), dtype_name(value.dtype)
+            )
             tensors[node.name] = spec
             inputs.append(spec)
         elif node.op == "call_function":
             if node.target is operator.getitem:
                 source, index = node.args
-                tensors[node.name] = tensors[f"{source.name}.{index}"]
+                if f"{source.name}.{index}" in tensors:
+                    tensors[node.name] = tensors[f"{source.name}.{index}"]
                 continue
             op = _op_node(node, tensors, weights, parameter_names, seen_params)
             for spec in op.outputs:
@@ -127,9 +142,14 @@ def _walk(exported: ExportedProgram) -> TorchTrace:
             leaves = leaves if isinstance(leaves, (tuple, list)) else (leaves,)
             output_tensors = tuple(tensors[leaf.name].name for leaf in leaves if leaf is not None)
     by_name = {spec.name: spec for spec in tensors.values()}
-    names = ["output"] if len(output_tensors) == 1 else [f"output_{i}" for i in range(len(output_tensors))]
+    names = (
+        ["output"]
+        if len(output_tensors) == 1
+        else [f"output_{i}" for i in range(len(output_tensors))]
+    )
     outputs = tuple(
-        TensorSpec(label, by_name[t].shape, by_name[t].dtype) for label, t in zip(names, output_tensors)
+        TensorSpec(label, by_name[t].shape, by_name[t].dtype)
+        for label, t in zip(names, output_tensors, strict=True)
     )
     return TorchTrace(
         exported=exported,
@@ -160,7 +180,7 @@ def _op_node(
         arg_names = [f"arg{i}" for i in range(len(node.args))]
         defaults = {}
         op_name = raw
-    bound: dict[str, Any] = dict(zip(arg_names, node.args))
+    bound: dict[str, Any] = dict(zip(arg_names, node.args, strict=False))
     bound.update(node.kwargs)
 
     activations: list[TensorSpec] = []
@@ -206,7 +226,9 @@ def _op_node(
         attrs=tuple(sorted((k, freeze(v)) for k, v in attrs.items())),
         macs=_macs(kind, raw, by_role, outputs),
         params=params,
-        bytes_moved=sum(t.nbytes for t in activations) + sum(t.nbytes for t in read) + sum(t.nbytes for t in outputs),
+        bytes_moved=sum(t.nbytes for t in activations)
+        + sum(t.nbytes for t in read)
+        + sum(t.nbytes for t in outputs),
         module=module_path,
     )
 
@@ -229,7 +251,9 @@ def _kind(raw: str, attrs: dict[str, Any], by_role: dict[str, TensorSpec]) -> st
     return _KIND_ALIASES.get(raw, raw.lstrip("_"))
 
 
-def _macs(kind: str, raw: str, by_role: dict[str, TensorSpec], outputs: tuple[TensorSpec, ...]) -> int:
+def _macs(
+    kind: str, raw: str, by_role: dict[str, TensorSpec], outputs: tuple[TensorSpec, ...]
+) -> int:
     if kind not in costs.MAC_KINDS or not outputs:
         return 0
     out = outputs[0].shape
@@ -238,6 +262,12 @@ def _macs(kind: str, raw: str, by_role: dict[str, TensorSpec], outputs: tuple[Te
     if kind == "linear":
         return costs.linear_macs(out, by_role["weight"].shape)
     if kind == "attention":
-        return costs.attention_macs(by_role["query"].shape, by_role["key"].shape, by_role["value"].shape)
-    left = by_role.get("self") if raw != "addmm" and raw != "baddbmm" else by_role.get("mat1", by_role.get("batch1"))
+        return costs.attention_macs(
+            by_role["query"].shape, by_role["key"].shape, by_role["value"].shape
+        )
+    left = (
+        by_role.get("self")
+        if raw != "addmm" and raw != "baddbmm"
+        else by_role.get("mat1", by_role.get("batch1"))
+    )
     return costs.matmul_macs(out, left.shape if left is not None else ())

@@ -121,7 +121,9 @@ class GraphIR:
 
         from hwnas.ir.from_torch import trace
 
-        inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        inputs = (
+            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        )
         traced = trace(module, inputs)
         return cls(
             name=name or type(module).__name__,
@@ -142,6 +144,7 @@ class GraphIR:
         cls, supernet: Supernet, module: torch.nn.Module, subnet: Subnet, *, batch: int = 1
     ) -> GraphIR:
         """Extract ``subnet`` from the supernet's elastic ``module`` and build the IR of the static result."""
+        subnet = supernet.subnet(subnet)
         static = supernet.extract(module, subnet)
         return cls.from_module(
             static,
@@ -181,7 +184,9 @@ class GraphIR:
             try:
                 data = json.loads(data)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"IR JSON is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+                raise ConfigError(
+                    f"IR JSON is not valid JSON (line {exc.lineno}: {exc.msg})"
+                ) from None
         if not isinstance(data, Mapping) or data.get("format") != JSON_FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
             raise ConfigError(
@@ -231,7 +236,9 @@ class GraphIR:
 
         return group_kernels(self)
 
-    def kernel_module(self, group: KernelGroup | str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    def kernel_module(
+        self, group: KernelGroup | str
+    ) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         """A kernel group (or its name) as a standalone torch module with the real weights, and example inputs."""
         from hwnas.ir.kernels import kernel_module
 
@@ -273,7 +280,10 @@ class GraphIR:
     def input_arrays(self) -> dict[str, np.ndarray]:
         """The example inputs as numpy arrays keyed by input name (what ONNX / TVM runners feed)."""
         inputs = self._require_torch("input_arrays")[1]
-        return {spec.name: t.detach().cpu().numpy() for spec, t in zip(self.input_specs, inputs)}
+        return {
+            spec.name: t.detach().cpu().numpy()
+            for spec, t in zip(self.input_specs, inputs, strict=True)
+        }
 
     def reference_outputs(self) -> list[np.ndarray]:
         """The torch module's outputs on the example inputs, as numpy arrays in ``output_specs`` order."""
@@ -283,8 +293,7 @@ class GraphIR:
         module.eval()
         with torch.no_grad():
             result = module(*inputs)
-        leaves, _ = torch.utils._pytree.tree_flatten(result)
-        return [t.detach().cpu().numpy() for t in leaves if isinstance(t, torch.Tensor)]
+        return [t.detach().cpu().numpy() for t in _tensor_leaves(result)]
 
     def _require_torch(self, what: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         if self.module is None or self.example_inputs is None:
@@ -349,7 +358,9 @@ class GraphIR:
             graph.add_node(op.name, op=op)
             for tensor in op.inputs:
                 if tensor not in producer:
-                    raise ConfigError(f"IR {self.name!r}: op {op.name!r} reads {tensor!r}, which nothing produces")
+                    raise ConfigError(
+                        f"IR {self.name!r}: op {op.name!r} reads {tensor!r}, which nothing produces"
+                    )
                 source, spec = producer[tensor]
                 graph.add_edge(source, op.name, tensor=spec)
             for spec in op.outputs:
@@ -414,10 +425,23 @@ class GraphIR:
             "outputs": [t.to_dict() for t in self.output_specs],
             "output_tensors": list(self.output_tensors),
             "ops": [
-                {k: v for k, v in op.to_dict().items() if k not in ("module", "macs", "params", "bytes_moved")}
+                {
+                    k: v
+                    for k, v in op.to_dict().items()
+                    if k not in ("module", "macs", "params", "bytes_moved")
+                }
                 for op in self.ops
             ],
         }
+
+
+def _tensor_leaves(value: Any) -> list[Any]:
+    """Tensors of a (nested tuple / list / dict) module output, in order."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _tensor_leaves(item)]
+    if isinstance(value, Mapping):
+        return [leaf for item in value.values() for leaf in _tensor_leaves(item)]
+    return [value] if hasattr(value, "detach") else []
 
 
 def _digest(text: str) -> str:

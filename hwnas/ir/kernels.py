@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
-from hwnas.ir.nodes import OpNode, TensorSpec, _jsonable
+from hwnas.ir.nodes import OpNode, TensorSpec, to_jsonable
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +22,18 @@ if TYPE_CHECKING:
 ANCHOR_KINDS = frozenset({"conv1d", "conv2d", "conv3d", "linear", "matmul"})
 NORM_KINDS = frozenset({"batch_norm"})
 ACTIVATION_KINDS = frozenset(
-    {"relu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "tanh", "leaky_relu"}
+    {
+        "relu",
+        "relu6",
+        "hardtanh",
+        "hardswish",
+        "hardsigmoid",
+        "sigmoid",
+        "silu",
+        "gelu",
+        "tanh",
+        "leaky_relu",
+    }
 )
 # attributes that do not change what a kernel computes at inference
 _IGNORED_ATTRS = frozenset({"momentum", "cudnn_enabled", "training"})
@@ -77,7 +88,7 @@ def _shape(spec: TensorSpec) -> str:
 
 
 def _compact(value: Any) -> str:
-    value = _jsonable(value)
+    value = to_jsonable(value)
     if isinstance(value, list):
         return "[" + ",".join(_compact(v) for v in value) + "]"
     return str(value)
@@ -153,7 +164,9 @@ def _group(
     )
 
 
-def kernel_module(ir: GraphIR, group: KernelGroup, *, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+def kernel_module(
+    ir: GraphIR, group: KernelGroup, *, seed: int = 0
+) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """One kernel group as a standalone torch module (the real weights) and random inputs of its shapes.
 
     The module takes ``group.inputs`` in order and returns ``group.outputs``
@@ -181,7 +194,9 @@ def kernel_module(ir: GraphIR, group: KernelGroup, *, seed: int = 0) -> tuple[to
             if arg.name in env or arg.name in inside:
                 continue
             if arg.op != "get_attr":
-                raise ConfigError(f"kernel {group.name!r}: op {node.name!r} reads {arg.name!r}, not among its inputs")
+                raise ConfigError(
+                    f"kernel {group.name!r}: op {node.name!r} reads {arg.name!r}, not among its inputs"
+                )
             env[arg.name] = graph.get_attr(arg.target)
         env[node.name] = graph.node_copy(node, lambda n: env[n.name])
     results = [env[by_tensor[spec.name].name] for spec in group.outputs]
@@ -204,7 +219,7 @@ def _fx_nodes_by_tensor(ir: GraphIR) -> dict[str, Any]:
 
     nodes: dict[str, Any] = {}
     placeholders = [n for n in ir.graph_module.graph.nodes if n.op == "placeholder"]
-    for spec, node in zip(ir.input_specs, placeholders):
+    for spec, node in zip(ir.input_specs, placeholders, strict=True):
         nodes[spec.name] = node
     for node in ir.graph_module.graph.nodes:
         if node.op != "call_function":

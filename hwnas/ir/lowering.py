@@ -91,9 +91,16 @@ def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
             model = onnx.load(str(ir.onnx_path))
             shapes = {spec.name: list(spec.shape) for spec in ir.input_specs}
             dtypes = {spec.name: spec.dtype for spec in ir.input_specs}
-            return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=keep_params_as_input)
+            return from_onnx(
+                model,
+                shape_dict=shapes,
+                dtype_dict=dtypes,
+                keep_params_in_input=keep_params_as_input,
+            )
     except Exception as exc:
-        raise CompileError(f"importing IR {ir.name!r} into TVM Relax failed: {_first_line(exc)}") from exc
+        raise CompileError(
+            f"importing IR {ir.name!r} into TVM Relax failed: {_first_line(exc)}"
+        ) from exc
     raise ConfigError(
         f"IR {ir.name!r} ({ir.source}) has neither a torch program nor an ONNX file to lower",
         hint="build the IR with GraphIR.from_module, from_subnet or from_onnx",

@@ -46,7 +46,11 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
-        return cls(name=str(data["name"]), shape=tuple(int(d) for d in data["shape"]), dtype=str(data["dtype"]))
+        return cls(
+            name=str(data["name"]),
+            shape=tuple(int(d) for d in data["shape"]),
+            dtype=str(data["dtype"]),
+        )
 
     def __str__(self) -> str:
         return f"{self.name}:{'x'.join(map(str, self.shape)) or 'scalar'}:{self.dtype}"
@@ -89,7 +93,7 @@ class OpNode:
             "inputs": list(self.inputs),
             "outputs": [t.to_dict() for t in self.outputs],
             "weights": [t.to_dict() for t in self.weights],
-            "attrs": {k: _jsonable(v) for k, v in self.attrs},
+            "attrs": {k: to_jsonable(v) for k, v in self.attrs},
             "macs": self.macs,
             "params": self.params,
             "bytes_moved": self.bytes_moved,
@@ -120,7 +124,8 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """Tuples back to lists, recursively (the inverse of :func:`freeze`)."""
     if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     return value

@@ -16,14 +16,19 @@ import hwnas
 from hwnas.errors import ConfigError
 from hwnas.predictor import Predictor, PredictorSettings
 
+CORRECTIONS = ("auto", "none", "constant", "ridge")
+
 
 @dataclass(frozen=True)
 class KernelLUTSettings(PredictorSettings):
-    """``correction``: learn what the sum misses (launch overheads, fusion, cache effects) with ridge
-    regression on kernel counts, on the residual (or on the log-ratio with ``log_target``);
-    ``alphas``: ridge penalties tried by leave-one-out (large ones shrink it to a constant offset/scale)."""
+    """``correction`` of what the sum misses (launch overheads, fusion, cache effects), fitted on the
+    residual (on the log-ratio with ``log_target``): ``none``; ``constant`` (an offset, or a scale
+    with ``log_target``); ``ridge`` on per-kernel counts; ``auto`` picks the one with the most
+    held-out predictions within ±10 % in ``folds``-fold cross-validation, so a correction is used
+    only where it helps. ``alphas``: ridge penalties tried by leave-one-out."""
 
-    correction: bool = True
+    correction: str = "auto"
+    folds: int = 5
     alphas: tuple[float, ...] = (1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
@@ -49,7 +54,13 @@ class KernelLUTPredictor(Predictor):
         table: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(settings)
+        if self.settings.correction not in CORRECTIONS:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"kernel-lut: unknown correction {self.settings.correction!r}",  # type: ignore[attr-defined]
+                hint=f"choose one of {', '.join(CORRECTIONS)}",
+            )
         self.measure_kernel = measure_kernel
+        self.correction = ""
         self.table: dict[str, float] = dict(table or {})
         self.kernels_measured = 0
 
@@ -69,7 +80,9 @@ class KernelLUTPredictor(Predictor):
 
     def kernel_sums(self, X: Sequence[Sequence[str]]) -> np.ndarray:
         """The plain lookup-table estimate: the sum of each architecture's kernel latencies."""
-        return np.array([sum(self.kernel_latency(k) for k in kernels) for kernels in X], dtype=float)
+        return np.array(
+            [sum(self.kernel_latency(k) for k in kernels) for kernels in X], dtype=float
+        )
 
     def _base(self, X: Sequence[Sequence[str]]) -> np.ndarray:
         sums = self.kernel_sums(X)
@@ -91,16 +104,58 @@ class KernelLUTPredictor(Predictor):
         sums = self.kernel_sums(X)
         positive = sums[sums > 0]
         self._floor = 0.5 * float(positive.min()) if positive.size else 1e-6
-        self._vocabulary = {k: i for i, k in enumerate(sorted({k for kernels in X for k in kernels}))}
-        self._correction: Any = None
-        if self.settings.correction:  # type: ignore[attr-defined]
-            from sklearn.linear_model import RidgeCV
+        self._vocabulary = {
+            k: i for i, k in enumerate(sorted({k for kernels in X for k in kernels}))
+        }
+        counts, residual = self._counts(X), y - self._base(X)
+        choice = self.settings.correction  # type: ignore[attr-defined]
+        if choice == "auto":
+            choice = self._cross_validated_choice(counts, residual, y)
+        self.correction = choice
+        self._model = self._correction_model(choice, counts, residual)
 
-            self._correction = RidgeCV(alphas=self.settings.alphas).fit(self._counts(X), y - self._base(X))  # type: ignore[attr-defined]
+    def _correction_model(self, choice: str, counts: np.ndarray, residual: np.ndarray) -> Any:
+        if choice == "none":
+            return None
+        if choice == "constant":
+            from sklearn.dummy import DummyRegressor
+
+            return DummyRegressor(strategy="median").fit(counts, residual)
+        from sklearn.linear_model import RidgeCV
+
+        return RidgeCV(alphas=self.settings.alphas).fit(counts, residual)  # type: ignore[attr-defined]
+
+    def _cross_validated_choice(
+        self, counts: np.ndarray, residual: np.ndarray, y: np.ndarray
+    ) -> str:
+        """The correction with most held-out predictions within ±10 % (ties: the simpler one)."""
+        folds = min(self.settings.folds, len(y))  # type: ignore[attr-defined]
+        if folds < 2:
+            return "none"
+        base = y - residual
+        assignment = np.arange(len(y)) % folds
+        scores = {}
+        for choice in CORRECTIONS[1:]:
+            within = 0
+            for fold in range(folds):
+                train, test = assignment != fold, assignment == fold
+                model = (
+                    self._correction_model(choice, counts[train], residual[train])
+                    if train.sum() > 1
+                    else None
+                )
+                estimate = base[test] + (model.predict(counts[test]) if model is not None else 0.0)
+                truth = np.exp(y[test]) if self.settings.log_target else y[test]
+                predicted = np.exp(estimate) if self.settings.log_target else estimate
+                within += int(np.sum(np.abs(predicted - truth) <= 0.1 * np.abs(truth)))
+            scores[choice] = within
+        return max(
+            CORRECTIONS[1:], key=lambda c: scores[c]
+        )  # max keeps the first (simplest) of ties
 
     def _predict(self, X: Any) -> np.ndarray:
         base = self._base(X)
-        return base if self._correction is None else base + self._correction.predict(self._counts(X))
+        return base if self._model is None else base + self._model.predict(self._counts(X))
 
 
 @hwnas.hookimpl

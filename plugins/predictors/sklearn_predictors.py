@@ -29,7 +29,9 @@ class _SklearnPredictor(Predictor):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        self._mean, self._scale = (float(y.mean()), float(y.std()) or 1.0) if self.standardise_target else (0.0, 1.0)
+        self._mean, self._scale = (
+            (float(y.mean()), float(y.std()) or 1.0) if self.standardise_target else (0.0, 1.0)
+        )
         self._pipeline = make_pipeline(StandardScaler(), self._model())
         self._pipeline.fit(X, (y - self._mean) / self._scale)
 
@@ -101,7 +103,11 @@ class MLPPredictor(_SklearnPredictor):
         s: MLPSettings = self.settings  # type: ignore[assignment]
         # L-BFGS converges on the few hundred samples a search has, where Adam wanders.
         return MLPRegressor(
-            hidden_layer_sizes=s.hidden, alpha=s.alpha, solver="lbfgs", max_iter=s.max_iter, random_state=s.seed
+            hidden_layer_sizes=s.hidden,
+            alpha=s.alpha,
+            solver="lbfgs",
+            max_iter=s.max_iter,
+            random_state=s.seed,
         )
 
 
@@ -126,8 +132,11 @@ class GBDTPredictor(_SklearnPredictor):
 
         s: GBDTSettings = self.settings  # type: ignore[assignment]
         return GradientBoostingRegressor(
-            n_estimators=s.n_estimators, max_depth=s.max_depth, learning_rate=s.learning_rate,
-            subsample=s.subsample, random_state=s.seed,
+            n_estimators=s.n_estimators,
+            max_depth=s.max_depth,
+            learning_rate=s.learning_rate,
+            subsample=s.subsample,
+            random_state=s.seed,
         )
 
 

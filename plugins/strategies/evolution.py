@@ -41,7 +41,11 @@ class EvolutionStrategy(Strategy):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s: EvolutionSettings = self.settings  # type: ignore[assignment]
-        if s.population_size < 2 or not 1 <= s.sample_size <= s.population_size or s.mutation_genes < 1:
+        if (
+            s.population_size < 2
+            or not 1 <= s.sample_size <= s.population_size
+            or s.mutation_genes < 1
+        ):
             raise ConfigError(
                 f"evolution: need population_size >= 2, 1 <= sample_size <= population_size, mutation_genes >= 1; got {s}"
             )
@@ -72,7 +76,7 @@ class EvolutionStrategy(Strategy):
         for rank in np.unique(ranks):
             members = np.flatnonzero(ranks == rank)
             crowding[members] = crowding_distance(np.nan_to_num(F[members]))
-        return [(float(r), -float(c)) for r, c in zip(ranks, crowding)]
+        return [(float(r), -float(c)) for r, c in zip(ranks, crowding, strict=True)]
 
     def _mutate(self, parent: Subnet, exclude: set[str]) -> Subnet | None:
         s: EvolutionSettings = self.settings  # type: ignore[assignment]

@@ -7,6 +7,7 @@ cheaper), and proposes the best predicted subnets that were never measured.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,13 @@ import numpy as np
 import hwnas
 from hwnas.errors import ConfigError
 from hwnas.evaluator import Evaluation
-from hwnas.objectives import constrained_ranks, crowding_distance, hypervolume, normalisation_bounds
+from hwnas.objectives import (
+    BUILTIN_OBJECTIVES,
+    constrained_ranks,
+    crowding_distance,
+    hypervolume,
+    normalisation_bounds,
+)
 from hwnas.predictor import Predictor
 from hwnas.search_space import Subnet
 from hwnas.strategy import Strategy, StrategySettings
@@ -55,23 +62,34 @@ class LinasStrategy(Strategy):
     """
 
     name = "linas"
-    description = "predictor-guided: fit predictors, inner NSGA-II on them, measure the best new ones"
+    description = (
+        "predictor-guided: fit predictors, inner NSGA-II on them, measure the best new ones"
+    )
     settings_class = LinasSettings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s: LinasSettings = self.settings  # type: ignore[assignment]
-        if s.initial_samples < 2 or s.inner_population < 4 or s.inner_generations < 1 or not 0 <= s.random_fraction <= 1:
+        if (
+            s.initial_samples < 2
+            or s.inner_population < 4
+            or s.inner_generations < 1
+            or not 0 <= s.random_fraction <= 1
+        ):
             raise ConfigError(
                 "linas: need initial_samples >= 2, inner_population >= 4, inner_generations >= 1, "
                 f"0 <= random_fraction <= 1; got {s}"
             )
         self.tools = EncodingTools(self.space)
-        self.metrics = tuple(dict.fromkeys([o.name for o in self.objectives] + [c.metric for c in self.constraints]))
+        self.metrics = tuple(
+            dict.fromkeys([o.name for o in self.objectives] + [c.metric for c in self.constraints])
+        )
         self._predictor_names = {m: dict(s.predictor_for).get(m, s.predictor) for m in self.metrics}
         unknown = set(dict(s.predictor_for)) - set(self.metrics)
         if unknown:
-            raise ConfigError(f"linas: predictor_for names metrics the search does not use: {sorted(unknown)}")
+            raise ConfigError(
+                f"linas: predictor_for names metrics the search does not use: {sorted(unknown)}"
+            )
         from hwnas.registry import predictor_class
 
         for metric, name in self._predictor_names.items():
@@ -88,8 +106,6 @@ class LinasStrategy(Strategy):
         self.last_round_seconds = 0.0
 
     def _ask(self, n: int) -> Sequence[Subnet]:
-        import time
-
         s: LinasSettings = self.settings  # type: ignore[assignment]
         measured = [e for e in self.history if e.ok]
         if len(self.history) < s.initial_samples or len(measured) < 2:
@@ -110,31 +126,47 @@ class LinasStrategy(Strategy):
         from hwnas.registry import predictor_class
 
         features = self.space.features_matrix([e.subnet for e in measured])
-        units = {o.name: o.unit for o in self.objectives}
+        units = {name: o.unit for name, o in BUILTIN_OBJECTIVES.items()} | {
+            o.name: o.unit for o in self.objectives
+        }
         predictors = {}
         for metric in self.metrics:
             y = np.array([e.values[metric] for e in measured])
             log = units.get(metric, "") in _LOG_UNITS and bool(np.all(y > 0))
-            predictors[metric] = predictor_class(self._predictor_names[metric]).with_log_target(log).fit(features, y)
+            predictors[metric] = (
+                predictor_class(self._predictor_names[metric]).with_log_target(log).fit(features, y)
+            )
         return predictors
 
-    def _predict(self, predictors: dict[str, Predictor], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(
+        self, predictors: dict[str, Predictor], X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         features = self.tools.features(X)
         values = {m: p.predict(features) for m, p in predictors.items()}
-        F = np.column_stack([values[o.name] if o.direction == "min" else -values[o.name] for o in self.objectives])
-        G = np.column_stack([[c.slack(v) for v in values[c.metric]] for c in self.constraints]) if self.constraints else np.zeros((len(X), 0))
+        F = np.column_stack(
+            [values[o.name] if o.direction == "min" else -values[o.name] for o in self.objectives]
+        )
+        G = (
+            np.column_stack([[c.slack(v) for v in values[c.metric]] for c in self.constraints])
+            if self.constraints
+            else np.zeros((len(X), 0))
+        )
         return F, G
 
     # -- inner search ------------------------------------------------------------
 
-    def _candidates(self, predictors: dict[str, Predictor], measured: list[Evaluation]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(
+        self, predictors: dict[str, Predictor], measured: list[Evaluation]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted (X, F, G) of the candidates worth ranking: every one, or an inner NSGA-II's archive."""
         if self._grid is not None:
             F, G = self._predict(predictors, self._grid)
             return self._grid, F, G
         return self._inner_nsga2(predictors, measured)
 
-    def _inner_nsga2(self, predictors: dict[str, Predictor], measured: list[Evaluation]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _inner_nsga2(
+        self, predictors: dict[str, Predictor], measured: list[Evaluation]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pymoo.algorithms.moo.nsga2 import NSGA2
         from pymoo.core.termination import NoTermination
         from pymoo.operators.crossover.ux import UX
@@ -154,7 +186,9 @@ class LinasStrategy(Strategy):
             archive.append((X.copy(), F, G))
             return F, G
 
-        problem = EncodedProblem(self.space.upper_bounds, len(self.objectives), len(self.constraints), evaluate_batch)
+        problem = EncodedProblem(
+            self.space.upper_bounds, len(self.objectives), len(self.constraints), evaluate_batch
+        )
         algorithm = NSGA2(
             pop_size=s.inner_population,
             sampling=self._seed_population(measured, s.inner_population),
@@ -163,7 +197,9 @@ class LinasStrategy(Strategy):
             repair=CallbackRepair(self._admissible_rows),
             eliminate_duplicates=KnownRowElimination(),
         )
-        algorithm.setup(problem, termination=NoTermination(), seed=int(self.rng.integers(2**31)), verbose=False)
+        algorithm.setup(
+            problem, termination=NoTermination(), seed=int(self.rng.integers(2**31)), verbose=False
+        )
         for _ in range(s.inner_generations):
             algorithm.next()
         X = np.vstack([a[0] for a in archive])
@@ -178,7 +214,10 @@ class LinasStrategy(Strategy):
         ranks = constrained_ranks(F, self.violations(measured))
         best = [measured[i].subnet for i in np.argsort(ranks, kind="stable")[: size // 2]]
         rows = [self.space.encode(b) for b in best]
-        rows += [self.space.encode(r) for r in self.random_subnets(size - len(rows), exclude={b.key for b in best})]
+        rows += [
+            self.space.encode(r)
+            for r in self.random_subnets(size - len(rows), exclude={b.key for b in best})
+        ]
         while len(rows) < size:
             rows.append(self.space.encode(self.space.sample(self.rng)))
         return np.stack(rows)
@@ -189,7 +228,9 @@ class LinasStrategy(Strategy):
         # The inner search may revisit measured subnets (they anchor the front); only proposals exclude them.
         return self.pool.encoded[self.pool.nearest(self.tools.canonical(X), set(), self.rng)]
 
-    def _best_unknown(self, X: np.ndarray, F: np.ndarray, G: np.ndarray, n: int) -> list[np.ndarray]:
+    def _best_unknown(
+        self, X: np.ndarray, F: np.ndarray, G: np.ndarray, n: int
+    ) -> list[np.ndarray]:
         """Up to ``n`` rows never measured nor pending, chosen greedily by predicted hypervolume gain.
 
         Each pick adds most predicted hypervolume to the measured front plus the
@@ -222,21 +263,32 @@ class LinasStrategy(Strategy):
         return order
 
     def _greedy_gain(self, F: np.ndarray, shortlist: list[int], n: int) -> list[int]:
+        """Greedy picks by predicted hypervolume gain, lazily: gains only shrink as picks are added
+        (hypervolume is submodular), so a stale gain is an upper bound and most need no recomputing."""
+        import heapq
+
         measured = [e for e in self.history if e.feasible]
         front = self.objective_matrix(measured)
         lower, upper = normalisation_bounds(self.objectives, front if len(front) else F[shortlist])
-        chosen: list[int] = []
         current = hypervolume(front, lower, upper) if len(front) else 0.0
-        candidates = list(shortlist)
-        while candidates and len(chosen) < n:
-            gains = [hypervolume(np.vstack([front, F[i : i + 1]]), lower, upper) - current for i in candidates]
-            best = int(np.argmax(gains))
-            if gains[best] <= 1e-12:
-                break
-            pick = candidates.pop(best)
-            chosen.append(pick)
-            front = np.vstack([front, F[pick : pick + 1]])
-            current += gains[best]
+
+        def gain(i: int) -> float:
+            return hypervolume(np.vstack([front, F[i : i + 1]]), lower, upper) - current
+
+        heap = [(-gain(i), i) for i in shortlist]
+        heapq.heapify(heap)
+        chosen: list[int] = []
+        while heap and len(chosen) < n:
+            _, i = heapq.heappop(heap)
+            fresh = gain(i)
+            if fresh <= 1e-12:
+                continue
+            if heap and fresh < -heap[0][0]:
+                heapq.heappush(heap, (-fresh, i))
+                continue
+            chosen.append(i)
+            front = np.vstack([front, F[i : i + 1]])
+            current += fresh
         return chosen
 
 

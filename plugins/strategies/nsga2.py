@@ -20,7 +20,7 @@ from hwnas_plugins.strategies.encoding import EncodingTools, row_key
 
 # Saved population attributes: with rank and crowding restored as they were,
 # a resumed run's tournaments pick exactly what the original run would have.
-_POP_FIELDS = ("X", "F", "G", "CV", "feas", "rank", "crowding")
+_POP_FIELDS = ("X", "F", "G", "CV", "rank", "crowding")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class NSGA2Strategy(Strategy):
         if settings.population_size < 2:
             from hwnas.errors import ConfigError
 
-            raise ConfigError(f"nsga2: population_size must be at least 2, got {settings.population_size}")
+            raise ConfigError(
+                f"nsga2: population_size must be at least 2, got {settings.population_size}"
+            )
         self.tools = EncodingTools(self.space)
         self._rows: dict[str, bytes] = {}
         self._algorithm = self._new_algorithm()
@@ -86,7 +88,9 @@ class NSGA2Strategy(Strategy):
             repair=CallbackRepair(self._admissible_rows),
             eliminate_duplicates=KnownRowElimination(self._known_rows),
         )
-        self._problem = EncodedProblem(self.space.upper_bounds, len(self.objectives), len(self.constraints) + 1)
+        self._problem = EncodedProblem(
+            self.space.upper_bounds, len(self.objectives), len(self.constraints) + 1
+        )
         algorithm.setup(self._problem, termination=NoTermination(), seed=self.seed, verbose=False)
         return algorithm
 
@@ -96,7 +100,9 @@ class NSGA2Strategy(Strategy):
         return self._rows[subnet.key]
 
     def _known_rows(self) -> set[bytes]:
-        return {self._row(e.subnet) for e in self.history} | {self._row(s) for s in self._pending.values()}
+        return {self._row(e.subnet) for e in self.history} | {
+            self._row(s) for s in self._pending.values()
+        }
 
     def _sample_rows(self, n: int) -> np.ndarray:
         return np.stack([self.space.encode(s) for s in self.random_subnets(n)])
@@ -104,7 +110,9 @@ class NSGA2Strategy(Strategy):
     def _admissible_rows(self, X: np.ndarray) -> np.ndarray:
         if self.pool is None:
             return self.tools.canonical(X)
-        return self.pool.encoded[self.pool.nearest(self.tools.canonical(X), self.known_keys, self.rng)]
+        return self.pool.encoded[
+            self.pool.nearest(self.tools.canonical(X), self.known_keys, self.rng)
+        ]
 
     # -- ask / tell -----------------------------------------------------------------
 
@@ -113,12 +121,23 @@ class NSGA2Strategy(Strategy):
             if self._batch is not None:
                 self._advance()
             self._next_batch()
+        if self._batch is None:
+            return []
         chosen, self._queue = self._queue[:n], self._queue[n:]
-        return [self.space.decode(self._batch[i]) for i in chosen]  # type: ignore[index]
+        return [self.space.decode(self._batch[i]) for i in chosen]
 
     def _next_batch(self) -> None:
         pop = self._algorithm.ask()
-        X = np.asarray(pop.get("X"), dtype=int).reshape(-1, self.tools.upper.size)
+        if pop is None:
+            # pymoo found no offspring that is not a duplicate; it flags termination, which
+            # a budget-driven search overrides: random newcomers follow below.
+            self._algorithm.termination.force_termination = False
+        X = (
+            np.zeros((0, self.tools.upper.size), dtype=int)
+            if pop is None
+            else np.asarray(pop.get("X"), dtype=int)
+        )
+        X = X.reshape(-1, self.tools.upper.size)
         told = {self._row(e.subnet): e for e in self.history}
         # Rows measured before (possible after a pool projection) need no new measurement.
         for row in X:
@@ -126,17 +145,22 @@ class NSGA2Strategy(Strategy):
                 self._record(row_key(row), told[row_key(row)])
         fresh = [i for i, row in enumerate(X) if row_key(row) not in told]
         if not fresh:
-            extra = self.random_subnets(max(1, len(X) // 4))
+            extra = self.random_subnets(max(1, len(X) // 4, self.settings.population_size // 4))  # type: ignore[attr-defined]
             if extra:
                 X = np.vstack([X, np.stack([self.space.encode(s) for s in extra])])
                 fresh = list(range(len(X) - len(extra), len(X)))
+        if not fresh:
+            self._batch, self._queue, self._results = None, [], {}  # the space is exhausted
+            return
         self._batch, self._queue = X, fresh
 
     def _record(self, row: bytes, evaluation: Evaluation) -> None:
         F = self.objective_matrix([evaluation])[0]
         G = self.constraint_slacks([evaluation])[0]
         if not evaluation.ok:
-            F = np.zeros(len(self.objectives))  # any finite value: constrained domination ranks it by G
+            F = np.zeros(
+                len(self.objectives)
+            )  # any finite value: constrained domination ranks it by G
         self._results[row] = (F.tolist(), G.tolist())
 
     def _tell(self, evaluations: Sequence[Evaluation]) -> None:
@@ -169,7 +193,9 @@ class NSGA2Strategy(Strategy):
         algorithm = self._algorithm
         pop = algorithm.pop if algorithm.is_initialized else None
         return {
-            "pop": None if pop is None else {f: np.asarray(pop.get(f)).tolist() for f in _POP_FIELDS},
+            "pop": None
+            if pop is None
+            else {f: np.asarray(pop.get(f)).tolist() for f in _POP_FIELDS},
             "n_iter": algorithm.n_iter,
             "pymoo_rng": algorithm.random_state.bit_generator.state,
             "batch": None if self._batch is None else self._batch.tolist(),

@@ -28,8 +28,17 @@ class EncodedProblem(Problem):
     where F and G arrive from real measurements.
     """
 
-    def __init__(self, upper: np.ndarray, n_obj: int, n_constr: int, evaluate_batch: Batch | None = None) -> None:
-        super().__init__(n_var=len(upper), n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros(len(upper)), xu=upper, vtype=int)
+    def __init__(
+        self, upper: np.ndarray, n_obj: int, n_constr: int, evaluate_batch: Batch | None = None
+    ) -> None:
+        super().__init__(
+            n_var=len(upper),
+            n_obj=n_obj,
+            n_ieq_constr=n_constr,
+            xl=np.zeros(len(upper)),
+            xu=upper,
+            vtype=int,
+        )
         self._evaluate_batch = evaluate_batch
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
@@ -48,7 +57,9 @@ class CallbackSampling(Sampling):
         super().__init__()
         self._sample = sample
 
-    def _do(self, problem: Problem, n_samples: int, *args: Any, random_state: Any = None, **kwargs: Any) -> np.ndarray:
+    def _do(
+        self, problem: Problem, n_samples: int, *args: Any, random_state: Any = None, **kwargs: Any
+    ) -> np.ndarray:
         return self._sample(n_samples)
 
 
@@ -70,7 +81,9 @@ class RandomResetMutation(Mutation):
         super().__init__(prob=1.0)
         self._genes = genes
 
-    def _do(self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None, **kwargs: Any) -> np.ndarray:
+    def _do(
+        self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None, **kwargs: Any
+    ) -> np.ndarray:
         X = np.asarray(X, dtype=int).copy()
         upper = np.asarray(problem.xu, dtype=int)
         mutate = random_state.random(X.shape) < self._genes / X.shape[1]

@@ -67,8 +67,12 @@ class ElasticConv2d(nn.Module):
         )
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
         self.bias = nn.Parameter(torch.zeros(max_out)) if bias else None
-        for larger, smaller in zip(self.kernel_sizes[:0:-1], self.kernel_sizes[-2::-1]):
-            self.register_parameter(f"transform_{larger}to{smaller}", nn.Parameter(torch.eye(smaller * smaller)))
+        for larger, smaller in zip(
+            self.kernel_sizes[:0:-1], self.kernel_sizes[-2::-1], strict=True
+        ):
+            self.register_parameter(
+                f"transform_{larger}to{smaller}", nn.Parameter(torch.eye(smaller * smaller))
+            )
         self.active_out = max_out
         self.active_kernel = self.max_kernel
 
@@ -85,7 +89,9 @@ class ElasticConv2d(nn.Module):
             start, end = _centre(size, smaller)
             crop = weight[:, :, start:end, start:end].reshape(-1, smaller * smaller)
             matrix = getattr(self, f"transform_{size}to{smaller}")
-            weight = F.linear(crop, matrix).reshape(weight.shape[0], weight.shape[1], smaller, smaller)
+            weight = F.linear(crop, matrix).reshape(
+                weight.shape[0], weight.shape[1], smaller, smaller
+            )
             size = smaller
         return weight
 
@@ -129,7 +135,9 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            factor = (
+                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            )
         use_batch = self.training or self.running_mean is None
         return F.batch_norm(
             x,

@@ -77,11 +77,14 @@ class OFAMobileNetV3(Supernet):
     """Once-for-All MobileNetV3: per block kernel 3/5/7 and expand 3/4/6, per stage depth 2-4, input resolution."""
 
     name: ClassVar[str] = "ofa-mbv3"
-    description: ClassVar[str] = "Once-for-All MobileNetV3 (elastic kernel, expand ratio, depth, resolution)"
+    description: ClassVar[str] = (
+        "Once-for-All MobileNetV3 (elastic kernel, expand ratio, depth, resolution)"
+    )
     settings_class: ClassVar[type[Any]] = MobileNetV3Settings
     presets: ClassVar[dict[str, Any]] = PRESETS
 
     def validate_settings(self, settings: MobileNetV3Settings) -> None:
+        super().validate_settings(settings)
         lists = ("stage_widths", "stage_strides", "stage_acts", "stage_se")
         short = [n for n in lists if len(getattr(settings, n)) < settings.num_stages]
         if settings.num_stages < 1 or short:
@@ -91,9 +94,13 @@ class OFAMobileNetV3(Supernet):
             )
         bad_acts = [a for a in settings.stage_acts if a not in ACTS]
         if bad_acts:
-            raise ConfigError(f"ofa-mbv3: stage_acts {bad_acts} are not known", hint=f"use {', '.join(ACTS)}")
+            raise ConfigError(
+                f"ofa-mbv3: stage_acts {bad_acts} are not known", hint=f"use {', '.join(ACTS)}"
+            )
         if any(k % 2 == 0 or k < 1 for k in settings.kernel_sizes):
-            raise ConfigError(f"ofa-mbv3: kernel_sizes {list(settings.kernel_sizes)} must be odd and positive")
+            raise ConfigError(
+                f"ofa-mbv3: kernel_sizes {list(settings.kernel_sizes)} must be odd and positive"
+            )
         if min(settings.depths, default=0) < 1 or min(settings.expand_ratios, default=0) <= 0:
             raise ConfigError("ofa-mbv3: depths and expand_ratios must be positive and non-empty")
         if min(settings.resolutions, default=0) < 1:
@@ -103,7 +110,9 @@ class OFAMobileNetV3(Supernet):
 
     def build_space(self) -> SearchSpace:
         s = self.settings
-        genes = [Gene("resolution", tuple(s.resolutions), description="input height and width (px)")]
+        genes = [
+            Gene("resolution", tuple(s.resolutions), description="input height and width (px)")
+        ]
         depths = tuple(sorted(set(s.depths)))
         for stage in range(1, s.num_stages + 1):
             genes.append(Gene(f"s{stage}.depth", depths, description=f"blocks in stage {stage}"))
@@ -111,8 +120,22 @@ class OFAMobileNetV3(Supernet):
                 condition = None
                 if block >= min(depths):
                     condition = (f"s{stage}.depth", tuple(d for d in depths if d > block))
-                genes.append(Gene(f"s{stage}.b{block}.kernel", tuple(s.kernel_sizes), condition, "depthwise kernel size"))
-                genes.append(Gene(f"s{stage}.b{block}.expand", tuple(s.expand_ratios), condition, "expand ratio"))
+                genes.append(
+                    Gene(
+                        f"s{stage}.b{block}.kernel",
+                        tuple(s.kernel_sizes),
+                        condition,
+                        "depthwise kernel size",
+                    )
+                )
+                genes.append(
+                    Gene(
+                        f"s{stage}.b{block}.expand",
+                        tuple(s.expand_ratios),
+                        condition,
+                        "expand ratio",
+                    )
+                )
         return SearchSpace(self.name, genes)
 
     # -- modules -------------------------------------------------------------------
@@ -134,7 +157,9 @@ class OFAMobileNetV3(Supernet):
                 stage_se=s.stage_se[:n],
                 final_expand_width=_scaled(s.final_expand_width, s.width_mult),
                 # as OFA: the last layer only grows with the width multiplier, never shrinks
-                feature_mix_width=_scaled(s.feature_mix_width, s.width_mult) if s.width_mult > 1 else s.feature_mix_width,
+                feature_mix_width=_scaled(s.feature_mix_width, s.width_mult)
+                if s.width_mult > 1
+                else s.feature_mix_width,
                 kernel_sizes=s.kernel_sizes,
                 expand_ratios=s.expand_ratios,
                 max_depth=max(s.depths),
@@ -160,7 +185,7 @@ class OFAMobileNetV3(Supernet):
 
     def input_spec(self, subnet: Subnet, batch: int = 1) -> TensorSpec:
         size = int(self.subnet(subnet)["resolution"])
-        return TensorSpec("input", (batch, self.settings.in_channels, size, size), "float32")
+        return TensorSpec("x", (batch, self.settings.in_channels, size, size), "float32")
 
     def adapt_input(self, batch: torch.Tensor, subnet: Subnet) -> torch.Tensor:
         return resize_images(batch, int(self.subnet(subnet)["resolution"]))

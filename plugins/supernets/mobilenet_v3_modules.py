@@ -108,11 +108,17 @@ class ElasticMBConv(nn.Module):
         expand = None
         if self.expand_conv is not None:
             expand = nn.Sequential(
-                self.expand_conv.to_static(self.in_channels), self.expand_bn.to_static(mid), activation(self.act)
+                self.expand_conv.to_static(self.in_channels),
+                self.expand_bn.to_static(mid),
+                activation(self.act),
             )
-        depthwise = nn.Sequential(self.depth_conv.to_static(mid), self.depth_bn.to_static(mid), activation(self.act))
+        depthwise = nn.Sequential(
+            self.depth_conv.to_static(mid), self.depth_bn.to_static(mid), activation(self.act)
+        )
         se = self.se.to_static(mid) if self.se is not None else None
-        project = nn.Sequential(self.project_conv.to_static(mid), self.project_bn.to_static(self.out_channels))
+        project = nn.Sequential(
+            self.project_conv.to_static(mid), self.project_bn.to_static(self.out_channels)
+        )
         return MBConv(expand, depthwise, se, project, self.residual)
 
 
@@ -170,11 +176,21 @@ class ElasticMobileNetV3(nn.Module):
         self.first_block = ElasticMBConv(stem_width, stem_width, (3,), (1,), 1, "relu", False)
         stages = []
         width = stem_width
-        for out, stride, act, se in zip(stage_widths, stage_strides, stage_acts, stage_se):
+        for out, stride, act, se in zip(
+            stage_widths, stage_strides, stage_acts, stage_se, strict=True
+        ):
             blocks = []
             for index in range(max_depth):
                 blocks.append(
-                    ElasticMBConv(width, out, kernel_sizes, expand_ratios, stride if index == 0 else 1, act, se)
+                    ElasticMBConv(
+                        width,
+                        out,
+                        kernel_sizes,
+                        expand_ratios,
+                        stride if index == 0 else 1,
+                        act,
+                        se,
+                    )
                 )
                 width = out
             stages.append(nn.ModuleList(blocks))
@@ -184,13 +200,17 @@ class ElasticMobileNetV3(nn.Module):
             nn.BatchNorm2d(final_expand_width),
             nn.Hardswish(),
         )
-        self.feature_mix = nn.Sequential(nn.Conv2d(final_expand_width, feature_mix_width, 1, bias=False), nn.Hardswish())
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_mix_width, num_classes))
+        self.feature_mix = nn.Sequential(
+            nn.Conv2d(final_expand_width, feature_mix_width, 1, bias=False), nn.Hardswish()
+        )
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(feature_mix_width, num_classes)
+        )
         self.active_depths = [max_depth] * len(stages)
 
     def active_blocks(self) -> list[ElasticMBConv]:
         blocks = [self.first_block]
-        for stage, depth in zip(self.stages, self.active_depths):
+        for stage, depth in zip(self.stages, self.active_depths, strict=True):
             blocks.extend(stage[:depth])
         return blocks
 

@@ -64,19 +64,27 @@ class ElasticResNetSupernet(Supernet):
     """Elastic ResNet: per stage depth and width multiplier, per block expand ratio, input resolution."""
 
     name: ClassVar[str] = "elastic-resnet"
-    description: ClassVar[str] = "Bottleneck ResNet (elastic depth, width multiplier, expand ratio, resolution)"
+    description: ClassVar[str] = (
+        "Bottleneck ResNet (elastic depth, width multiplier, expand ratio, resolution)"
+    )
     settings_class: ClassVar[type[Any]] = ResNetSettings
     presets: ClassVar[dict[str, Any]] = PRESETS
 
     def validate_settings(self, settings: ResNetSettings) -> None:
+        super().validate_settings(settings)
         lists = ("stage_widths", "stage_strides", "base_depths")
         short = [n for n in lists if len(getattr(settings, n)) < settings.num_stages]
         if settings.num_stages < 1 or short:
             raise ConfigError(
                 f"elastic-resnet: num_stages={settings.num_stages} needs that many entries in {', '.join(short) or 'each stage list'}"
             )
-        if min(settings.base_depths[: settings.num_stages]) < 1 or min(settings.extra_depths, default=-1) < 0:
-            raise ConfigError("elastic-resnet: base_depths must be >= 1 and extra_depths >= 0 (and non-empty)")
+        if (
+            min(settings.base_depths[: settings.num_stages]) < 1
+            or min(settings.extra_depths, default=-1) < 0
+        ):
+            raise ConfigError(
+                "elastic-resnet: base_depths must be >= 1 and extra_depths >= 0 (and non-empty)"
+            )
         for name in ("width_mults", "expand_ratios", "resolutions"):
             values = getattr(settings, name)
             if not values or min(values) <= 0:
@@ -93,17 +101,32 @@ class ElasticResNetSupernet(Supernet):
 
     def build_space(self) -> SearchSpace:
         s = self.settings
-        genes = [Gene("resolution", tuple(s.resolutions), description="input height and width (px)")]
+        genes = [
+            Gene("resolution", tuple(s.resolutions), description="input height and width (px)")
+        ]
         for stage in range(s.num_stages):
             depths = self.stage_depths(stage)
             tag = f"s{stage + 1}"
-            genes.append(Gene(f"{tag}.width", tuple(s.width_mults), description="width multiplier of the stage"))
+            genes.append(
+                Gene(
+                    f"{tag}.width",
+                    tuple(s.width_mults),
+                    description="width multiplier of the stage",
+                )
+            )
             genes.append(Gene(f"{tag}.depth", depths, description="blocks in the stage"))
             for block in range(max(depths)):
                 condition = None
                 if block >= min(depths):
                     condition = (f"{tag}.depth", tuple(d for d in depths if d > block))
-                genes.append(Gene(f"{tag}.b{block}.expand", tuple(s.expand_ratios), condition, "bottleneck expand ratio"))
+                genes.append(
+                    Gene(
+                        f"{tag}.b{block}.expand",
+                        tuple(s.expand_ratios),
+                        condition,
+                        "bottleneck expand ratio",
+                    )
+                )
         return SearchSpace(self.name, genes)
 
     # -- modules -------------------------------------------------------------------
@@ -144,7 +167,7 @@ class ElasticResNetSupernet(Supernet):
 
     def input_spec(self, subnet: Subnet, batch: int = 1) -> TensorSpec:
         size = int(self.subnet(subnet)["resolution"])
-        return TensorSpec("input", (batch, self.settings.in_channels, size, size), "float32")
+        return TensorSpec("x", (batch, self.settings.in_channels, size, size), "float32")
 
     def adapt_input(self, batch: torch.Tensor, subnet: Subnet) -> torch.Tensor:
         return resize_images(batch, int(self.subnet(subnet)["resolution"]))

@@ -13,7 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas_plugins.supernets.channels import make_divisible
-from hwnas_plugins.supernets.elastic_ops import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, frozen_copy
+from hwnas_plugins.supernets.elastic_ops import (
+    ElasticBatchNorm2d,
+    ElasticConv2d,
+    ElasticLinear,
+    frozen_copy,
+)
 
 
 class Bottleneck(nn.Module):
@@ -81,7 +86,9 @@ class ElasticBottleneck(nn.Module):
         )
         shortcut = None
         if self.shortcut_conv is not None:
-            shortcut = nn.Sequential(self.shortcut_conv.to_static(in_channels), self.shortcut_bn.to_static(out))
+            shortcut = nn.Sequential(
+                self.shortcut_conv.to_static(in_channels), self.shortcut_bn.to_static(out)
+            )
         return Bottleneck(body, shortcut)
 
 
@@ -127,9 +134,12 @@ class ElasticResNet(nn.Module):
         self.stem_width = stem_width
         stages = []
         width = stem_width
-        for out, stride, depth in zip(stage_widths, stage_strides, max_depths):
+        for out, stride, depth in zip(stage_widths, stage_strides, max_depths, strict=True):
             blocks = [ElasticBottleneck(width, out, expand_ratios, stride, project=True)]
-            blocks += [ElasticBottleneck(out, out, expand_ratios, 1, project=False) for _ in range(depth - 1)]
+            blocks += [
+                ElasticBottleneck(out, out, expand_ratios, 1, project=False)
+                for _ in range(depth - 1)
+            ]
             stages.append(nn.ModuleList(blocks))
             width = out
         self.stages = nn.ModuleList(stages)
@@ -137,7 +147,11 @@ class ElasticResNet(nn.Module):
         self.active_depths = list(max_depths)
 
     def active_blocks(self) -> list[ElasticBottleneck]:
-        return [block for stage, depth in zip(self.stages, self.active_depths) for block in stage[:depth]]
+        return [
+            block
+            for stage, depth in zip(self.stages, self.active_depths, strict=True)
+            for block in stage[:depth]
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

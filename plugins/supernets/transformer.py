@@ -75,11 +75,14 @@ class ElasticTransformer(Supernet):
     """HAT-style elastic encoder: embedding width, layer count, and per layer heads and MLP ratio."""
 
     name: ClassVar[str] = "elastic-transformer"
-    description: ClassVar[str] = "Transformer encoder, ViT or BERT-style input (elastic embed dim, layers, heads, MLP ratio)"
+    description: ClassVar[str] = (
+        "Transformer encoder, ViT or BERT-style input (elastic embed dim, layers, heads, MLP ratio)"
+    )
     settings_class: ClassVar[type[Any]] = TransformerSettings
     presets: ClassVar[dict[str, Any]] = PRESETS
 
     def validate_settings(self, settings: TransformerSettings) -> None:
+        super().validate_settings(settings)
         if settings.embedding not in EMBEDDINGS:
             raise ConfigError(
                 f"elastic-transformer: embedding {settings.embedding!r} is not known",
@@ -109,9 +112,18 @@ class ElasticTransformer(Supernet):
             Gene("layers", layers, description="encoder layers"),
         ]
         for layer in range(max(layers)):
-            condition = None if layer < min(layers) else ("layers", tuple(n for n in layers if n > layer))
+            condition = (
+                None if layer < min(layers) else ("layers", tuple(n for n in layers if n > layer))
+            )
             genes.append(Gene(f"l{layer}.heads", tuple(s.heads), condition, "attention heads"))
-            genes.append(Gene(f"l{layer}.mlp_ratio", tuple(s.mlp_ratios), condition, "MLP hidden width / embed dim"))
+            genes.append(
+                Gene(
+                    f"l{layer}.mlp_ratio",
+                    tuple(s.mlp_ratios),
+                    condition,
+                    "MLP hidden width / embed dim",
+                )
+            )
         return SearchSpace(self.name, genes)
 
     # -- modules -------------------------------------------------------------------
@@ -151,8 +163,8 @@ class ElasticTransformer(Supernet):
     def input_spec(self, subnet: Subnet, batch: int = 1) -> TensorSpec:
         s = self.settings
         if s.embedding == "token":
-            return TensorSpec("tokens", (batch, s.seq_len), "int64")
-        return TensorSpec("input", (batch, s.in_channels, s.image_size, s.image_size), "float32")
+            return TensorSpec("x", (batch, s.seq_len), "int64")
+        return TensorSpec("x", (batch, s.in_channels, s.image_size, s.image_size), "float32")
 
     def example_input(self, subnet: Subnet, batch: int = 1, *, seed: int = 0) -> torch.Tensor:
         if self.settings.embedding != "token":
@@ -160,7 +172,9 @@ class ElasticTransformer(Supernet):
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        return torch.randint(0, self.settings.vocab_size, (batch, self.settings.seq_len), generator=generator)
+        return torch.randint(
+            0, self.settings.vocab_size, (batch, self.settings.seq_len), generator=generator
+        )
 
     def adapt_input(self, batch: torch.Tensor, subnet: Subnet) -> torch.Tensor:
         if self.settings.embedding == "token":

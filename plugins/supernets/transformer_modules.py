@@ -167,7 +167,9 @@ class ElasticTokenEmbedding(nn.Module):
 class Encoder(nn.Module):
     """A static encoder subnet: embedding, encoder layers, final norm, classifier on the first token."""
 
-    def __init__(self, embedding: nn.Module, layers: Sequence[nn.Module], norm: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self, embedding: nn.Module, layers: Sequence[nn.Module], norm: nn.Module, head: nn.Module
+    ) -> None:
         super().__init__()
         self.embedding = embedding
         self.layers = nn.Sequential(*layers)
@@ -200,7 +202,9 @@ class ElasticEncoder(nn.Module):
         super().__init__()
         if embedding == "patch":
             patches = (image_size // patch_size) ** 2
-            self.embedding: nn.Module = ElasticPatchEmbedding(in_channels, max_embed, patch_size, patches)
+            self.embedding: nn.Module = ElasticPatchEmbedding(
+                in_channels, max_embed, patch_size, patches
+            )
         else:
             self.embedding = ElasticTokenEmbedding(vocab_size, max_embed, seq_len)
         self.layers = nn.ModuleList(

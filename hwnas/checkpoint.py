@@ -1,0 +1,163 @@
+"""Trained-supernet checkpoints: weights plus metadata (supernet, space, data, training, accuracies).
+
+The file is :meth:`Supernet.save_checkpoint`'s format with a ``metadata`` entry
+added, so ``Supernet.load_checkpoint`` reads it too; this module adds the
+metadata, clear errors for wrong or damaged files, and a content hash for manifests.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwnas.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    import torch
+
+    from hwnas.datasets import ImageData
+    from hwnas.supernet import Supernet
+    from hwnas.training import TrainingResult
+
+
+@dataclass(frozen=True)
+class CheckpointMetadata:
+    """What a checkpoint holds and how it was made; accuracies are validation top-1 with BN recalibrated."""
+
+    supernet: str
+    arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    space_signature: str = ""
+    weights: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    epochs: int = 0
+    smallest_accuracy: float | None = None
+    largest_accuracy: float | None = None
+    training: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    hwnas_version: str = ""
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMetadata:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def save_checkpoint(
+    path: str | Path,
+    supernet: Supernet,
+    module: torch.nn.Module,
+    *,
+    data: ImageData | None = None,
+    result: TrainingResult | None = None,
+) -> CheckpointMetadata:
+    """Write ``module``'s weights with metadata about the supernet, the data and the training run."""
+    import hwnas
+    from hwnas.accuracy import weights_digest
+
+    metadata = CheckpointMetadata(
+        supernet=supernet.name,
+        arguments=supernet.arguments,
+        space_signature=supernet.space.signature,
+        weights=weights_digest(module),
+        data=dict(data.description) if data is not None else {},
+        epochs=len(result.epochs) if result is not None else 0,
+        smallest_accuracy=result.smallest_accuracy if result and result.epochs else None,
+        largest_accuracy=result.largest_accuracy if result and result.epochs else None,
+        training=result.to_dict() if result and result.epochs else {},
+        hwnas_version=hwnas.__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    supernet.save_checkpoint(module, path, metadata=metadata.to_dict())
+    return metadata
+
+
+def load_checkpoint(
+    path: str | Path, *, supernet: str | None = None
+) -> tuple[Supernet, torch.nn.Module, CheckpointMetadata]:
+    """Rebuild the supernet, its elastic module (eval mode) with the weights, and the metadata.
+
+    ``supernet`` names the supernet the caller expects; a checkpoint of another raises.
+    """
+    from hwnas.registry import supernet_class
+    from hwnas.supernet import CHECKPOINT_FORMAT
+
+    path = Path(path)
+    blob = _read(path)
+    if blob.get("format") != CHECKPOINT_FORMAT or not isinstance(blob.get("arguments"), Mapping):
+        raise ConfigError(
+            f"{path} is not an hwnas supernet checkpoint (format {blob.get('format')!r})",
+            hint="write checkpoints with `hwnas train`",
+        )
+    arguments = blob["arguments"]
+    name = str(arguments.get("supernet"))
+    if supernet is not None and supernet != name:
+        raise ConfigError(
+            f"checkpoint {path} holds supernet {name!r}, not {supernet!r}",
+            hint="pass the checkpoint trained for that supernet, or drop the supernet name",
+        )
+    try:
+        cls = supernet_class(name)
+    except UnknownNameError as exc:
+        raise UnknownNameError(
+            f"checkpoint {path} needs supernet {name!r}, which no installed plugin registers",
+            hint=exc.hint,
+        ) from None
+    raw = blob.get("metadata")
+    metadata = (
+        CheckpointMetadata.from_dict(raw)
+        if isinstance(raw, Mapping)
+        else CheckpointMetadata(name, arguments)
+    )
+    model = cls.from_arguments(arguments)
+    if metadata.space_signature and metadata.space_signature != model.space.signature:
+        raise ConfigError(
+            f"checkpoint {path}: supernet {name!r} now builds a different search space "
+            f"(signature {model.space.signature}, checkpoint {metadata.space_signature})",
+            hint="the supernet plugin changed since training; retrain with `hwnas train` or install the old version",
+        )
+    state = blob.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise ConfigError(
+            f"checkpoint {path} has no state_dict",
+            hint="the file is damaged; retrain or copy it again",
+        )
+    module = model.build()
+    model.load_state_dict(module, state, where=f"checkpoint {path}")
+    return model, module.eval(), metadata
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 of the checkpoint file's bytes, for manifests."""
+    from hwnas.artifact import sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    return sha256_file(path)
+
+
+def _read(path: Path) -> Mapping[str, Any]:
+    import torch
+
+    if not path.is_file():
+        raise ConfigError(
+            f"checkpoint {path} does not exist", hint="train one with `hwnas train ... --out PATH`"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+            hint="the file is truncated or corrupted, or not a torch checkpoint; retrain or copy it again",
+        ) from None
+    if not isinstance(blob, Mapping):
+        raise ConfigError(
+            f"{path} is not an hwnas supernet checkpoint (holds a {type(blob).__name__})"
+        )
+    return blob

@@ -1,0 +1,305 @@
+"""``hwnas search``: run a resumable multi-objective search and write its run directory.
+
+It searches a supernet (the embedded default, ``--supernet`` or ``--checkpoint``)
+measured on a target, or the NAS-Bench-201 tables (``--space nb201``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hwnas.cli.output import print_json, print_table
+
+
+@click.command()
+@click.option(
+    "--space",
+    "space_name",
+    type=click.Choice(["nb201"]),
+    help="Search a benchmark table instead of a supernet.",
+)
+@click.option("--supernet", help="Supernet to search (a registered name; default: the embedded trained one).")
+@click.option("--preset", help="Supernet preset, with --supernet (weights untrained unless --checkpoint).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Trained supernet checkpoint (from `hwnas train`).")
+@click.option("--data", help="Data for the accuracy objective (default: what the checkpoint was trained on).")
+@click.option("--repeats", type=int, default=10, show_default=True, help="Timed repeats per latency measurement.")
+@click.option(
+    "--target",
+    "-t",
+    required=True,
+    help="Where latency is measured; for --space nb201: raspi4 or pixel3.",
+)
+@click.option(
+    "--objectives",
+    default="accuracy,latency",
+    show_default=True,
+    help="Comma-separated objectives.",
+)
+@click.option(
+    "--strategy",
+    default="nsga2",
+    show_default=True,
+    help="Search strategy (random, nsga2, evolution, linas, ...).",
+)
+@click.option(
+    "--budget",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Total real evaluations (also across --resume).",
+)
+@click.option(
+    "--constraint",
+    "constraints",
+    multiple=True,
+    metavar="EXPR",
+    help="e.g. 'latency<=5ms', 'accuracy>=0.9'; repeatable.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory, e.g. runs/NAME.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the search stored in --out without repeating evaluations.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size",
+    type=int,
+    help="Subnets proposed per ask (default: 10, or the worker count if larger).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Evaluate in this many worker processes.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A strategy setting, e.g. --set population_size=20.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the Pareto front as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def search(
+    space_name: str | None,
+    supernet: str | None,
+    preset: str | None,
+    checkpoint: Path | None,
+    data: str | None,
+    repeats: int,
+    target: str,
+    objectives: str,
+    strategy: str,
+    budget: int,
+    constraints: tuple[str, ...],
+    out: Path,
+    resume: bool,
+    seed: int,
+    batch_size: int | None,
+    workers: int,
+    settings: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Search for Pareto-optimal subnets, measuring each candidate once and storing it at once.
+
+    Example: hwnas search --space nb201 --target raspi4 --strategy linas
+    --budget 200 --constraint 'latency<=20ms' --out runs/nb201-linas
+    """
+    from hwnas.errors import ConfigError
+    from hwnas.objectives import parse_objectives
+    from hwnas.search_api import search as run_search
+
+    parsed = parse_objectives(objectives)
+    if space_name:
+        if supernet or checkpoint:
+            raise ConfigError("give either --space or --supernet/--checkpoint, not both")
+        problem = _table_problem(target, parsed)
+    else:
+        problem = _supernet_problem(supernet, preset, checkpoint, data, target, repeats, parsed, constraints)
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    pairs: dict[str, str] = {}
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"--set {item!r}: write NAME=VALUE", hint="e.g. --set population_size=20"
+            )
+        pairs[name.strip()] = value.strip()
+    with _ProgressBar(budget, problem["objectives"], enabled=not quiet) as bar:
+        try:
+            result = run_search(
+                problem["space"],
+                problem["evaluate"],
+                problem["objectives"],
+                strategy=strategy,
+                budget=budget,
+                constraints=constraints,
+                out=out,
+                resume=resume,
+                seed=seed,
+                batch_size=batch_size,
+                executor="inprocess" if workers == 1 else f"process:{workers}",
+                settings=pairs,
+                candidates=problem["candidates"],
+                progress=bar.update,
+                metadata=problem.get("metadata"),
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            click.echo(
+                f"interrupted: {_stored(out)} evaluation(s) are saved in {out}; continue with --resume",
+                err=True,
+            )
+            raise SystemExit(130) from None
+    _report(result, as_json)
+
+
+def _supernet_problem(
+    supernet: str | None,
+    preset: str | None,
+    checkpoint: Path | None,
+    data: str | None,
+    target: str,
+    repeats: int,
+    objectives: tuple[Any, ...],
+    constraints: tuple[str, ...],
+) -> dict[str, Any]:
+    from hwnas.measurement import MeasurementProtocol
+    from hwnas.model_source import load_supernet
+    from hwnas.objectives import parse_constraints
+    from hwnas.subnet_objectives import supernet_providers
+
+    metrics = [o.name for o in objectives] + [c.metric for c in parse_constraints(constraints, objectives)]
+    loaded = load_supernet(supernet, preset=preset, checkpoint=checkpoint)
+    protocol = MeasurementProtocol(repeats=repeats)
+    providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
+    click.echo(f"searching {loaded.source} on {target_info.get('label', 'no target')}", err=True)
+    return {
+        "space": loaded.supernet.space,
+        "evaluate": providers,
+        "objectives": objectives,
+        "candidates": None,
+        "metadata": {"model": loaded.describe(), "target": target_info},
+    }
+
+
+def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
+    from hwnas.benchmarks import nb201
+
+    tables = nb201.NB201Tables.load()
+    space = nb201.search_space()
+    provider = nb201.NB201Provider(tables, target)
+    candidates = tables.candidates(space)
+    # Declared bounds make the hypervolume comparable between runs on these tables.
+    bounded = tables.objectives([o.name for o in objectives], target, candidates)
+    return {"space": space, "evaluate": provider, "objectives": bounded, "candidates": candidates}
+
+
+def _stored(out: Path) -> int:
+    from hwnas.run_store import RunStore
+
+    with RunStore.in_directory(out) as store:
+        return store.count()
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr: evaluations, hypervolume, best value per objective, ETA."""
+
+    def __init__(self, budget: int, objectives: tuple[Any, ...], *, enabled: bool) -> None:
+        self.objectives = objectives
+        self._progress: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]search"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("HV {task.fields[hv]}"),
+                TextColumn("{task.fields[best]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._progress.add_task("search", total=budget, hv="-", best="")
+
+    def __enter__(self) -> _ProgressBar:
+        # Started by the first update, so that an error before any evaluation shows no empty bar.
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, snapshot: Any) -> None:
+        if self._progress is None:
+            return
+        if not self._progress.live.is_started:
+            self._progress.start()
+        best = " ".join(
+            f"{o.name}={o.format(snapshot.best[o.name])}"
+            for o in self.objectives
+            if not math.isnan(snapshot.best[o.name])
+        )
+        failed = f" failed={snapshot.failed}" if snapshot.failed else ""
+        self._progress.update(
+            self._task,
+            completed=snapshot.evaluations,
+            hv=f"{snapshot.hypervolume:.4f}",
+            best=best + failed,
+        )
+
+
+def _report(result: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            [
+                {"key": e.key, "config": e.subnet.to_dict(), "values": dict(e.values)}
+                for e in result.pareto
+            ]
+        )
+        return
+    names = [o.name for o in result.objectives]
+    rows = [
+        (
+            e.key,
+            *(o.format(e.values[o.name]) for o in result.objectives),
+            ",".join(str(v) for v in e.subnet.to_dict().values()),
+        )
+        for e in result.pareto
+    ]
+    print_table(
+        f"Pareto front: {len(result.pareto)} of {len(result.evaluations)} measured",
+        ["key", *names, "config"],
+        rows,
+    )
+    if result.stopped_reason:
+        click.echo(f"stopped early: {result.stopped_reason}")
+    hv = result.hypervolume[-1] if result.hypervolume else 0.0
+    click.echo(
+        f"hypervolume {hv:.4f}; failed evaluations: {len(result.failed)}; results in {result.out}/"
+    )

@@ -1,0 +1,223 @@
+"""``hwnas train``: train a weight-sharing supernet on digits or the user's images and write a checkpoint.
+
+The training itself is :mod:`hwnas.training`; this module parses options and draws progress.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from hwnas.training import EpochReport, StepLosses, TrainingProgress, TrainingResult
+
+
+def rich_progress() -> TrainingProgress:
+    """A :class:`~hwnas.training.TrainingProgress` drawing a rich bar and printing one line per epoch."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from hwnas.training import TrainingProgress
+
+    class RichProgress(TrainingProgress):
+        def __init__(self) -> None:
+            self.bar: Progress | None = None
+            self.task: TaskID | None = None
+            self.total_epochs = 0
+
+        def start(self, total_steps: int, steps_per_epoch: int) -> None:
+            self.total_epochs = -(-total_steps // steps_per_epoch)
+            self.bar = Progress(
+                TextColumn("[bold]training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(),
+            )
+            self.task = self.bar.add_task("train", total=total_steps, status="")
+            self.bar.start()
+
+        def step(self, step: int, epoch: int, losses: StepLosses) -> None:
+            assert self.bar is not None and self.task is not None
+            self.bar.update(
+                self.task,
+                completed=step,
+                status=f"epoch {epoch}/{self.total_epochs} loss {losses.teacher:.3f} / {losses.students:.3f}",
+            )
+
+        def epoch(self, report: EpochReport) -> None:
+            assert self.bar is not None
+            self.bar.console.print(
+                f"epoch {report.epoch}/{self.total_epochs}: loss {report.teacher_loss:.3f} (largest) "
+                f"{report.student_loss:.3f} (distilled); validation accuracy smallest "
+                f"{report.smallest_accuracy:.2%}, largest {report.largest_accuracy:.2%} ({report.seconds:.0f} s)",
+                soft_wrap=True,
+            )
+
+        def finish(self, result: TrainingResult) -> None:
+            if self.bar is not None:
+                self.bar.stop()
+
+    return RichProgress()
+
+
+def parse_settings(values: tuple[str, ...]) -> dict[str, str]:
+    """``--set key=value`` pairs as a dict (values stay strings; the supernet converts them)."""
+    from hwnas.errors import ConfigError
+
+    settings: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE",
+                hint="e.g. --set in_channels=3 --set num_classes=5",
+            )
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@click.command()
+@click.argument("supernet")
+@click.option(
+    "--data",
+    default="digits",
+    show_default=True,
+    help="'digits', a folder of images per class, or an .npz with x and y.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint file to write.",
+)
+@click.option(
+    "--preset", default=None, help="Supernet preset (default: the supernet's own, e.g. tiny)."
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a supernet setting (repeatable).",
+)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.004,
+    show_default=True,
+    help="Peak AdamW learning rate.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds weights, subnet sampling, shuffling and the data split.",
+)
+@click.option(
+    "--random-subnets",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="k random subnets per step (sandwich rule).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many steps (quick checks).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads (default: torch's).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON instead of a progress bar."
+)
+def train(
+    supernet: str,
+    data: str,
+    epochs: int,
+    out: Path,
+    preset: str | None,
+    settings: tuple[str, ...],
+    batch_size: int,
+    lr: float,
+    seed: int,
+    random_subnets: int,
+    max_steps: int | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Train SUPERNET with the sandwich rule and in-place distillation; write a checkpoint to --out.
+
+    Each step trains the largest subnet on the labels and the smallest plus
+    k random subnets on its soft labels. After every epoch the smallest and
+    largest subnets are scored on the validation split (BN recalibrated).
+    """
+    import torch
+
+    from hwnas.checkpoint import checkpoint_sha256, save_checkpoint
+    from hwnas.cli.output import print_json
+    from hwnas.datasets import load_data
+    from hwnas.registry import supernet_class
+    from hwnas.training import TrainingConfig, TrainingProgress, train_supernet
+
+    config = TrainingConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        random_subnets=random_subnets,
+        max_steps=max_steps,
+    )
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model = supernet_class(supernet).configure(preset, parse_settings(settings))
+    images = load_data(data, seed=seed)
+    torch.manual_seed(seed)
+    module = model.build()
+    if not as_json:
+        click.echo(
+            f"{model.name} ({model.preset}), space of {model.space.size():.3g} subnets; data {images.summary()}"
+        )
+    result = train_supernet(
+        model, module, images, config, progress=TrainingProgress() if as_json else rich_progress()
+    )
+    metadata = save_checkpoint(out, model, module, data=images, result=result)
+    summary: dict[str, Any] = {
+        "checkpoint": str(out),
+        "sha256": checkpoint_sha256(out),
+        "bytes": out.stat().st_size,
+        "supernet": metadata.arguments,
+        "smallest_accuracy": metadata.smallest_accuracy,
+        "largest_accuracy": metadata.largest_accuracy,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    click.echo(
+        f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, sha256 {summary['sha256'][:12]}) after {result.steps} steps "
+        f"in {result.seconds:.0f} s: smallest {result.smallest_accuracy:.2%}, largest {result.largest_accuracy:.2%}"
+    )

@@ -1,0 +1,107 @@
+"""Fake targets for measurement tests: they replay the reference outputs, or crash, hang, lie or lose their device.
+
+Module-level classes, so the measurement worker process can import them by name.
+The spec's device picks the behaviour: ``fake-replay:ok``, ``:abort``,
+``:segv``, ``:hang``, ``:perturb``, ``:noisy``; ``fake-remote:lost`` loses
+its "board" on the first attempt (counted in a file next to the artifact).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas import hookimpl
+from hwnas.artifact import Artifact
+from hwnas.target import Availability, Runner, Target
+
+OUTPUTS = "outputs.npz"
+
+
+class ReplayRunner(Runner):
+    def __init__(self, artifact: Artifact, behaviour: str) -> None:
+        data = np.load(artifact.path(OUTPUTS))
+        self.expected = [data[f"out{i}"] for i in range(len(data.files))]
+        self.behaviour = behaviour
+        self.work = np.ones((32, 32), dtype=np.float32)
+        self.calls = 0
+
+    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+        self.inputs = list(inputs)
+
+    def run(self) -> None:
+        self.calls += 1
+        if self.behaviour == "abort":
+            os.abort()
+        if self.behaviour == "segv":
+            ctypes.string_at(0)
+        if self.behaviour == "hang":
+            time.sleep(3600)
+        if self.behaviour == "noisy":
+            time.sleep(0.001 if self.calls % 2 else 0.004)
+        self.work @ self.work
+
+    def outputs(self) -> list[np.ndarray]:
+        if self.behaviour == "perturb":
+            return [o + 0.5 for o in self.expected]
+        return [o.copy() for o in self.expected]
+
+    def device_info(self) -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+
+class ReplayTarget(Target):
+    kind = "fake-replay"
+    description = "replays the reference outputs; misbehaves as its device says"
+    options_help = {"threads": "ignored"}
+
+    def available(self) -> Availability:
+        return Availability.yes()
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"runtime": "replay-1", "behaviour": self.spec.device}
+
+    def compile(self, ir: Any, workdir: Path) -> Artifact:
+        outputs = ir.reference_outputs()
+        np.savez(workdir / OUTPUTS, **{f"out{i}": o for i, o in enumerate(outputs)})
+        return Artifact.create(
+            target=self.name, kind=self.kind, root=workdir, loader="replay", entry=OUTPUTS, files=[OUTPUTS],
+            inputs=ir.input_specs, outputs=ir.output_specs, ir_key=ir.key, fingerprint=self.fingerprint(),
+        )
+
+    def load(self, artifact: Artifact, threads: int) -> Runner:
+        return ReplayRunner(artifact, self.spec.device or "ok")
+
+
+class FlakyRemoteTarget(ReplayTarget):
+    """A "remote" target with two boards; ``lost`` drops the first session, ``dead`` every one."""
+
+    kind = "fake-remote"
+    remote = True
+
+    def parallel_slots(self) -> int:
+        return 2
+
+    def is_device_lost(self, exc: BaseException) -> bool:
+        return isinstance(exc, ConnectionError)
+
+    def load(self, artifact: Artifact, threads: int) -> Runner:
+        counter = Path(artifact.root) / "sessions"
+        sessions = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(sessions + 1))
+        if self.spec.device == "dead" or (self.spec.device == "lost" and sessions == 0):
+            raise ConnectionError("board closed the RPC connection")
+        return ReplayRunner(artifact, "ok")
+
+
+class RegistersMeasurementFakes:
+    @hookimpl
+    def hwnas_register_targets(self, register: Any) -> None:
+        register(ReplayTarget)
+        register(FlakyRemoteTarget)
