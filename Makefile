@@ -20,9 +20,23 @@ $(STAMP): pyproject.toml examples/hwnas-example-plugin/pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' -e examples/hwnas-example-plugin
 	touch $@
 
+# The main job on the embedded default: search (resumable: a second `make demo`
+# reuses what the first measured), export the best subnet under the latency
+# bound, verify the artifact. Override e.g. `make demo DEMO_BUDGET=60`.
+DEMO_TARGET ?= onnxruntime:cpu?threads=1
+DEMO_BOUND ?= latency<=0.3ms
+DEMO_BUDGET ?= 30
+DEMO_RUN ?= runs/demo
+DEMO_ARTIFACT ?= artifacts/demo
+
 demo: setup
-	$(HWNAS) plugins
 	$(HWNAS) targets
+	$(HWNAS) search --target '$(DEMO_TARGET)' --objectives accuracy,latency --strategy linas \
+		--budget $(DEMO_BUDGET) --constraint '$(DEMO_BOUND)' --out $(DEMO_RUN) --resume
+	$(HWNAS) export $(DEMO_RUN) --pick 'max accuracy where $(DEMO_BOUND)' --target '$(DEMO_TARGET)' \
+		--out $(DEMO_ARTIFACT) --overwrite
+	$(HWNAS) verify $(DEMO_ARTIFACT)
+	@echo "artifact: $(DEMO_ARTIFACT) (run it anywhere with: python $(DEMO_ARTIFACT)/run.py)"
 
 # The emulated aarch64 board's root (built once, cached under ~/.cache/hwnas).
 edge-board: setup
@@ -38,4 +52,4 @@ lint: setup
 	$(VENV)/bin/ruff check hwnas targets plugins tests tools
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache runs artifacts

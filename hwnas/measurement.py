@@ -11,6 +11,7 @@ import math
 import queue
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 #: Environment variables that fix a runtime's thread count; set in the worker before any import.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TVM_NUM_THREADS")
+#: One compile at a time per process: torch.export's decompositions and TVM's compile
+#: (e.g. ``te.TagScope``) keep global state, so measure_many's threads (one per remote
+#: device) would corrupt each other's compiles. Timing on the devices still overlaps.
+_COMPILE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -435,7 +440,8 @@ class Measurer:
         try:
             start = time.perf_counter()
             try:
-                artifact = self.target.compile(ir, tmp)
+                with _COMPILE_LOCK:
+                    artifact = self.target.compile(ir, tmp)
             except HwnasError:
                 raise
             except Exception as exc:

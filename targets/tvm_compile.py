@@ -277,9 +277,9 @@ class _TunedBudgets:
 
     @staticmethod
     def _key(mod: Any) -> str:
-        import tvm
+        import tvm_ffi
 
-        return str(tvm.ir.structural_hash(mod))
+        return str(tvm_ffi.structural_hash(mod))
 
     def covers(self, database: Any, mod: Any, trials: int) -> bool:
         if not database.has_workload(mod):

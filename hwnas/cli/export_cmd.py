@@ -21,10 +21,13 @@ from hwnas.cli.output import print_table
 @click.option("--target", "target_spec", required=True, help="Target spec or preset, e.g. tvm:llvm.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing artifact directory.")
-def export(run_dir, pick, subnet_file, supernet, preset, checkpoint, target_spec, out, overwrite) -> None:
+@click.option("--repeats", type=int, default=10, show_default=True,
+              help="Timed repeats (as `hwnas search`'s default, so a subnet it measured is not timed again).")
+def export(run_dir, pick, subnet_file, supernet, preset, checkpoint, target_spec, out, overwrite, repeats) -> None:
     """Compile a subnet for a target into OUT: library, ONNX, weights, manifest.json and run.py."""
     from hwnas.errors import ConfigError
     from hwnas.export import Pick, export_subnet
+    from hwnas.measurement import MeasurementProtocol
     from hwnas.model_source import from_description, load_supernet
     from hwnas.target import resolve_target
 
@@ -53,7 +56,8 @@ def export(run_dir, pick, subnet_file, supernet, preset, checkpoint, target_spec
         subnet = model.supernet.space.load_subnet(subnet_file)
     click.echo(f"exporting {subnet.key} of {model.source} for {target.name} ...", err=True)
     result = export_subnet(model.supernet, model.module, subnet, target, out,
-                           accuracy=accuracy, checkpoint=model.checkpoint, overwrite=overwrite)
+                           protocol=MeasurementProtocol(repeats=repeats), accuracy=accuracy,
+                           checkpoint=model.checkpoint, overwrite=overwrite)
     m = result.manifest
     rows = [
         ("subnet", subnet.key),
