@@ -161,7 +161,9 @@ class Artifact:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         if data.get("format") != FORMAT_VERSION:
-            raise ConfigError(f"{path}: artifact format {data.get('format')!r} is not {FORMAT_VERSION}")
+            raise ConfigError(
+                f"{path}: artifact format {data.get('format')!r} is not {FORMAT_VERSION}"
+            )
         return cls(
             target=data["target"],
             kind=data["kind"],

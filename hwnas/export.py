@@ -83,8 +83,17 @@ class Pick:
                 f"no evaluated subnet meets {', '.join(map(str, self.constraints))}",
                 hint=f"loosen the bound; smallest values seen: {closest}" if closest else "loosen the bound",
             )
-        best = max if self.direction == "max" else min
-        return best(meeting, key=lambda e: e.values[self.metric])
+        sign = -1.0 if self.direction == "max" else 1.0
+        # Ties (equal accuracy is common on small validation sets) go to the
+        # cheaper subnet: lower latency, then fewer MACs.
+        return min(
+            meeting,
+            key=lambda e: (
+                sign * e.values[self.metric],
+                e.values.get("latency", 0.0),
+                e.values.get("macs", 0.0),
+            ),
+        )
 
 
 # -- export ---------------------------------------------------------------------------

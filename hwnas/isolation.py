@@ -72,13 +72,12 @@ class Worker:
         ours, theirs = socket.socketpair()
         with open(self._log, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(theirs.fileno())],
+                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid())],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 env={**os.environ, **self.env},
                 pass_fds=(theirs.fileno(),),
-                preexec_fn=_die_with_parent,
             )
         theirs.close()
         self._conn = Connection(ours.detach())
@@ -93,6 +92,7 @@ class Worker:
         """
         self.start()
         assert self._conn is not None
+        os.truncate(self._log, 0)  # a failure's log tail is this call's
         start = time.perf_counter()
         self.calls += 1
         try:
@@ -100,8 +100,12 @@ class Worker:
             if not self._conn.poll(timeout):
                 tail = self.log_tail()
                 self._stop()
-                reason = f"no result after {timeout:g} s; worker killed" + (f" (log: {tail})" if tail else "")
-                return Outcome(False, failure="timeout", reason=reason, seconds=time.perf_counter() - start)
+                reason = f"no result after {timeout:g} s; worker killed" + (
+                    f" (log: {tail})" if tail else ""
+                )
+                return Outcome(
+                    False, failure="timeout", reason=reason, seconds=time.perf_counter() - start
+                )
             reply = self._conn.recv()
         except (EOFError, OSError):
             return self._crashed(time.perf_counter() - start)
@@ -201,23 +205,29 @@ def default_pool() -> WorkerPool:
     return _default_pool
 
 
-_BOOT = "import sys; from hwnas.isolation import serve; serve(int(sys.argv[1]))"
+_BOOT = "import sys; from hwnas.isolation import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the parent dies, so no worker outlives its caller."""
-    try:
-        import ctypes
+def _die_with_parent(parent: int) -> None:
+    """Exit as soon as the parent is gone, even while a runtime call hangs in the main thread.
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not glibc Linux: workers still exit when their socket closes
-        pass
+    (``PR_SET_PDEATHSIG`` would fire when the *thread* that started the worker
+    ends, and workers are started from measure_many's short-lived threads.)
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hwnas-parent-watch", daemon=True).start()
 
 
-def serve(fd: int) -> None:
+def serve(fd: int, parent: int) -> None:
     """Worker main loop: receive ``(fn, args)``, send ``("ok", value)`` or ``("error", (reason, tb))``."""
     import faulthandler
 
+    _die_with_parent(parent)
     faulthandler.enable(all_threads=False)  # a segfault's Python stack lands in the log
     conn = Connection(fd)
     sys.path[:] = conn.recv()
@@ -236,4 +246,6 @@ def serve(fd: int) -> None:
         try:
             conn.send(reply)
         except Exception as exc:  # e.g. a value that does not pickle
-            conn.send(("error", (f"result could not be sent back: {type(exc).__name__}: {exc}", "")))
+            conn.send(
+                ("error", (f"result could not be sent back: {type(exc).__name__}: {exc}", ""))
+            )

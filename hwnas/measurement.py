@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Environment variables that fix a runtime's thread count; set in the worker before any import.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TVM_NUM_THREADS")
+#: Models whose inputs and reference outputs a :class:`Measurer` keeps at once.
+REFERENCES_KEPT = 8
 #: One compile at a time per process: torch.export's decompositions and TVM's compile
 #: (e.g. ``te.TagScope``) keep global state, so measure_many's threads (one per remote
 #: device) would corrupt each other's compiles. Timing on the devices still overlaps.
@@ -203,7 +205,7 @@ _FAILURE_HINTS = {
     "device_lost": "the device went away and no other one took over; check the board farm",
 }
 
-MeasureResult = Union[Measurement, MeasurementFailure]
+MeasureResult = Union[Measurement, MeasurementFailure]  # noqa: UP007 (a runtime alias on Python 3.10)
 
 
 # -- statistics -------------------------------------------------------------
@@ -229,7 +231,9 @@ class Statistics:
         q25, median, q75, p90 = np.percentile(values, [25, 50, 75, 90])
         mean = float(values.mean())
         std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        return cls(float(median), float(p90), float(q75 - q25), mean, std / mean if mean > 0 else 0.0)
+        return cls(
+            float(median), float(p90), float(q75 - q25), mean, std / mean if mean > 0 else 0.0
+        )
 
 
 # -- what runs in the worker ----------------------------------------------------
@@ -265,7 +269,9 @@ def run_measurement(
         runner.run()
         error, mismatch = compare_outputs(runner.outputs(), reference, protocol.rtol, protocol.atol)
         if mismatch:
-            return WorkerReport("mismatch", max_abs_error=error, reason=mismatch, device=runner.device_info())
+            return WorkerReport(
+                "mismatch", max_abs_error=error, reason=mismatch, device=runner.device_info()
+            )
         for _ in range(protocol.warmup):
             runner.run()
         attempts: list[tuple[float, ...]] = []
@@ -285,7 +291,9 @@ def run_measurement(
         )
     except Exception as exc:
         status = "device_lost" if target.is_device_lost(exc) else "error"
-        return WorkerReport(status, reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return WorkerReport(
+            status, reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
     finally:
         if runner is not None:
             try:
@@ -294,7 +302,9 @@ def run_measurement(
                 pass
 
 
-def time_runner(runner: Runner, repeats: int, min_repeat_ms: float) -> tuple[tuple[float, ...], str]:
+def time_runner(
+    runner: Runner, repeats: int, min_repeat_ms: float
+) -> tuple[tuple[float, ...], str]:
     """``repeats`` samples of seconds per run: the runtime's evaluator if it has one, else perf_counter."""
     native = runner.time_native(repeats, min_repeat_ms)
     if native is not None:
@@ -332,7 +342,7 @@ def compare_outputs(
     if len(outputs) != len(reference):
         return math.inf, f"{len(outputs)} output(s) where the reference has {len(reference)}"
     worst = 0.0
-    for i, (got, want) in enumerate(zip(outputs, reference)):
+    for i, (got, want) in enumerate(zip(outputs, reference, strict=True)):
         got, want = np.asarray(got), np.asarray(want)
         if got.shape != want.shape:
             return math.inf, f"output {i} has shape {got.shape}, the reference {want.shape}"
@@ -387,12 +397,15 @@ class Measurer:
             self.cache = cache
         else:
             self.cache = MeasurementCache(Path(cache))
-        self.artifact_dir = Path(artifact_dir) if artifact_dir else default_cache_dir() / "artifacts"
+        self.artifact_dir = (
+            Path(artifact_dir) if artifact_dir else default_cache_dir() / "artifacts"
+        )
         self.pool = pool or default_pool()
         self.threads = self.target.threads(protocol.threads)
         self._fingerprint = self.target.fingerprint()
         self._fingerprint_hash = stable_hash(self._fingerprint)
-        self._reference: tuple[str, list[np.ndarray], list[np.ndarray]] | None = None
+        self._references: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._lock = threading.Lock()  # guards the references (measure_many runs threads)
 
     # -- keys --------------------------------------------------------------
 
@@ -449,7 +462,9 @@ class Measurer:
                     f"target {self.target.label} failed to compile {ir.key[:12]}: {type(exc).__name__}: {exc}"
                 ) from exc
             artifact = dataclasses.replace(
-                artifact, root=str(root), compile_s=artifact.compile_s or time.perf_counter() - start
+                artifact,
+                root=str(root),
+                compile_s=artifact.compile_s or time.perf_counter() - start,
             )
             artifact.save(tmp)
             try:
@@ -477,25 +492,40 @@ class Measurer:
             )
             if not outcome.ok:
                 kind = outcome.failure
-                return None, self._failure(ir, kind, outcome.reason, outcome.traceback, outcome.seconds), attempt
+                return (
+                    None,
+                    self._failure(ir, kind, outcome.reason, outcome.traceback, outcome.seconds),
+                    attempt,
+                )
             report: WorkerReport = outcome.value
             if report.status == "ok":
                 return report, None, attempt
             if report.status == "device_lost":
                 lost.append(report.reason)
                 continue
-            return None, self._failure(ir, report.status, report.reason, report.traceback, outcome.seconds), attempt
+            return (
+                None,
+                self._failure(ir, report.status, report.reason, report.traceback, outcome.seconds),
+                attempt,
+            )
         reason = f"device lost {len(lost)} time(s); last: {lost[-1]}"
         return None, self._failure(ir, "device_lost", reason), len(lost) - 1
 
     def reference(self, ir: GraphIR) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The fixed inputs of ``ir`` and the reference outputs every target must reproduce."""
-        if self._reference is None or self._reference[0] != ir.key:
-            inputs = fixed_inputs(ir)
-            self._reference = (ir.key, inputs, reference_outputs(ir, inputs))
-        return self._reference[1], self._reference[2]
+        with self._lock:
+            found = self._references.get(ir.key)
+            if found is None:
+                inputs = fixed_inputs(ir)
+                found = (inputs, reference_outputs(ir, inputs))
+                if len(self._references) >= REFERENCES_KEPT:
+                    self._references.pop(next(iter(self._references)))
+                self._references[ir.key] = found
+            return found
 
-    def _failure(self, ir: GraphIR, kind: str, reason: str, tb: str = "", seconds: float = 0.0) -> MeasurementFailure:
+    def _failure(
+        self, ir: GraphIR, kind: str, reason: str, tb: str = "", seconds: float = 0.0
+    ) -> MeasurementFailure:
         return MeasurementFailure(self.target.label, ir.key, kind, reason, tb, seconds)
 
     def measure_one(self, ir: GraphIR, slot: int = 0) -> MeasureResult:
@@ -595,7 +625,9 @@ class Measurer:
             for index in range(len(models)):
                 job(index)
         else:
-            with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="hwnas-measure") as executor:
+            with ThreadPoolExecutor(
+                max_workers=slots, thread_name_prefix="hwnas-measure"
+            ) as executor:
                 for future in [executor.submit(job, i) for i in range(len(models))]:
                     future.result()
         return [r for r in results if r is not None]
@@ -645,7 +677,9 @@ def fixed_inputs(ir: GraphIR) -> list[np.ndarray]:
         try:
             dtype = np.dtype(spec.dtype)
         except TypeError:
-            raise ConfigError(f"input {spec}: numpy has no dtype {spec.dtype!r} to make inputs of") from None
+            raise ConfigError(
+                f"input {spec}: numpy has no dtype {spec.dtype!r} to make inputs of"
+            ) from None
         if dtype.kind == "f":
             arrays.append(rng.standard_normal(spec.shape).astype(dtype))
         else:  # ids, masks and flags: 0/1 are valid for every embedding and mask
@@ -671,7 +705,7 @@ def reference_outputs(ir: GraphIR, inputs: Sequence[np.ndarray]) -> list[np.ndar
     options.log_severity_level = 3
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    return list(session.run(None, dict(zip(names, inputs))))
+    return list(session.run(None, dict(zip(names, inputs, strict=True))))
 
 
 def thread_env(threads: int) -> dict[str, str]:

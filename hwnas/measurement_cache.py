@@ -80,12 +80,17 @@ class MeasurementCache:
             json.dumps(data, default=str),
         )
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._db.execute(
+                "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
+            )
             self._db.commit()
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM measurements WHERE key = ?", (key,)).fetchone() is not None
+            return (
+                self._db.execute("SELECT 1 FROM measurements WHERE key = ?", (key,)).fetchone()
+                is not None
+            )
 
     def __len__(self) -> int:
         with self._lock:
@@ -94,7 +99,9 @@ class MeasurementCache:
     def for_model(self, ir_key: str) -> Iterator[Measurement]:
         """Every cached measurement of one model, on any target."""
         with self._lock:
-            rows = self._db.execute("SELECT data FROM measurements WHERE ir_key = ?", (ir_key,)).fetchall()
+            rows = self._db.execute(
+                "SELECT data FROM measurements WHERE ir_key = ?", (ir_key,)
+            ).fetchall()
         for (text,) in rows:
             data = json.loads(text)
             data["cached"] = True

@@ -200,13 +200,35 @@ class PluginHost:
         return found
 
 
+# kind -> the base class every registered class of that kind must subclass
+BASE_CLASSES: dict[str, str] = {
+    "target": "hwnas.target:Target",
+    "strategy": "hwnas.strategy:Strategy",
+    "predictor": "hwnas.predictor:Predictor",
+    "supernet": "hwnas.supernet:Supernet",
+}
+
+
+def _base_class(kind: str) -> type:
+    module, _, attr = BASE_CLASSES[kind].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def _register_callback(
     kind: str, plugin_name: str, staged: list[Registration]
 ) -> Callable[..., None]:
     def register(obj: Any, *extra: Any) -> None:
         if kind == "preset":
             name = str(obj)
+            if len(extra) < 1 or not isinstance(extra[0], str):
+                raise PluginError(plugin_name, f"preset {name!r} needs a spec string: register(name, spec, description)")
         else:
+            base = _base_class(kind)
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise PluginError(
+                    plugin_name,
+                    f"registered {kind} {obj!r} is not a subclass of {base.__module__}.{base.__qualname__}",
+                )
             name = getattr(obj, "kind" if kind == "target" else "name", None)
             if not isinstance(name, str) or not name:
                 raise PluginError(

@@ -12,13 +12,13 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from hwnas.errors import ConfigError
 
-Value = Union[int, float, str, bool]
+Value = int | float | str | bool
 
 
 @dataclass(frozen=True)

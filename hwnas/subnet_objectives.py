@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from hwnas.ir import GraphIR
-    from hwnas.measurement import Measurer, MeasurementProtocol
+    from hwnas.measurement import MeasurementProtocol, Measurer
     from hwnas.model_source import LoadedSupernet
     from hwnas.search_space import Subnet
     from hwnas.supernet import Supernet

@@ -42,14 +42,18 @@ class TargetSpec:
     def parse(cls, text: str) -> TargetSpec:
         text = text.strip()
         if not text:
-            raise ConfigError("empty target spec", hint="write e.g. 'onnxruntime:cpu' or 'tvm:llvm'")
+            raise ConfigError(
+                "empty target spec", hint="write e.g. 'onnxruntime:cpu' or 'tvm:llvm'"
+            )
         head, _, query = text.partition("?")
         head, _, address = head.partition("@")
         kind, _, device = head.partition(":")
         if not kind:
             raise ConfigError(f"target spec {text!r} has no kind before ':'")
         try:
-            options = tuple(urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+            options = tuple(
+                urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+            )
         except ValueError as exc:
             raise ConfigError(
                 f"target spec {text!r}: options after '?' must be key=value pairs joined by '&'"
@@ -129,7 +133,7 @@ class Runner(ABC):
         """Which device ran it (e.g. the board's address); goes into the measurement."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: most runners hold nothing to release)
         """Release the runtime's resources (sessions, remote files)."""
 
 
@@ -214,7 +218,9 @@ class Target(ABC):
         try:
             value = int(text)
         except ValueError:
-            raise ConfigError(f"target {self.spec}: option {name}={text!r} is not an integer") from None
+            raise ConfigError(
+                f"target {self.spec}: option {name}={text!r} is not an integer"
+            ) from None
         if value < minimum:
             raise ConfigError(f"target {self.spec}: option {name}={value} must be >= {minimum}")
         return value

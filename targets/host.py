@@ -47,11 +47,15 @@ def cpu_info() -> dict[str, Any]:
     fields = _cpuinfo()
     flags = set((fields.get("flags") or fields.get("features") or "").split())
     ident = "/".join(
-        fields[k] for k in ("vendor_id", "cpu family", "model", "stepping", "cpu implementer", "cpu part")
+        fields[k]
+        for k in ("vendor_id", "cpu family", "model", "stepping", "cpu implementer", "cpu part")
         if k in fields
     )
     return {
-        "cpu": fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine(),
+        "cpu": fields.get("model name")
+        or fields.get("hardware")
+        or platform.processor()
+        or platform.machine(),
         "cpu_id": ident,
         "arch": platform.machine(),
         "isa": [f for f in ISA_FLAGS if f in flags],
@@ -98,7 +102,7 @@ def gpu_fingerprint(device: int = 0) -> dict[str, Any]:
     return {"gpu": gpus[device] if device < len(gpus) else "nvidia", "driver": nvidia_driver()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_compute_capability(device: int = 0) -> str | None:
     """``"9.0"`` for an H100, from ``nvidia-smi`` (only called when compiling for CUDA)."""
     if not shutil.which("nvidia-smi"):
@@ -106,14 +110,17 @@ def cuda_compute_capability(device: int = 0) -> str | None:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader", f"--id={device}"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out or None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def package_version(distribution: str) -> str | None:
     """Installed version of a distribution, from its metadata (no import)."""
     try:
@@ -122,7 +129,7 @@ def package_version(distribution: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def module_available(name: str) -> bool:
     """Can ``name`` be imported? Checked without importing it."""
     try:

@@ -67,11 +67,13 @@ class OnnxRuntimeRunner(Runner):
     def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
         if len(inputs) != len(self.input_names):
             raise ConfigError(f"model takes {len(self.input_names)} input(s), got {len(inputs)}")
-        self._feeds = dict(zip(self.input_names, inputs))
+        self._feeds = dict(zip(self.input_names, inputs, strict=True))
         if self.device == "cuda":
             binding = self.session.io_binding()
             for name, value in self._feeds.items():
-                binding.bind_ortvalue_input(name, self._ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
+                binding.bind_ortvalue_input(
+                    name, self._ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0)
+                )
             for name in self.output_names:
                 binding.bind_output(name, "cuda", 0)
             self._binding = binding
@@ -111,7 +113,8 @@ class OnnxRuntimeTarget(Target):
         self.level = spec.option("opt") or "all"
         if self.level not in OPT_LEVELS:
             raise ConfigError(
-                f"target {spec}: opt={self.level!r} is not a level", hint=f"levels: {', '.join(OPT_LEVELS)}"
+                f"target {spec}: opt={self.level!r} is not a level",
+                hint=f"levels: {', '.join(OPT_LEVELS)}",
             )
 
     @classmethod
@@ -125,7 +128,9 @@ class OnnxRuntimeTarget(Target):
             if not host.has_nvidia_gpu():
                 return Availability.no("no NVIDIA GPU/driver on this machine")
             if not _has_cuda_provider():
-                return Availability.no("this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)")
+                return Availability.no(
+                    "this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)"
+                )
         return Availability.yes()
 
     def fingerprint(self) -> dict[str, Any]:
@@ -165,7 +170,11 @@ class OnnxRuntimeTarget(Target):
             outputs=ir.output_specs,
             ir_key=ir.key,
             fingerprint=self.fingerprint(),
-            details={"provider": PROVIDERS[self.device], "opt": self.level, "onnxruntime": ort.__version__},
+            details={
+                "provider": PROVIDERS[self.device],
+                "opt": self.level,
+                "onnxruntime": ort.__version__,
+            },
             compile_s=time.perf_counter() - start,
         )
 

@@ -20,7 +20,10 @@ PRESETS: dict[str, tuple[str, str]] = {
         "emulated arm64 boards (qemu, tools/edge_board.py) by key rasp4-emulated; proves the path, not a Pi's speed",
     ),
     "cpu/ort-1t": ("onnxruntime:cpu?threads=1", "ONNX Runtime on one CPU thread"),
-    "cpu/tvm-tuned": ("tvm:llvm?trials=64", "TVM for this CPU, MetaSchedule-tuned with 64 trials per task"),
+    "cpu/tvm-tuned": (
+        "tvm:llvm?trials=32",
+        "TVM for this CPU, MetaSchedule-tuned with 32 trials per task (database shared across models)",
+    ),
 }
 
 

@@ -91,6 +91,8 @@ def request(host: str, port: int, key: str, *, priority: int = 1, timeout: float
     """Wait (at most ``timeout`` s) until the tracker hands out a free board of ``key``."""
     try:
         url, board_port, match_key = _call(host, port, [REQUEST, key, "", priority], timeout)
-    except socket.timeout:
-        raise TimeoutError(f"no free board with key {key!r} at tracker {host}:{port} within {timeout:g} s") from None
+    except TimeoutError:
+        raise TimeoutError(
+            f"no free board with key {key!r} at tracker {host}:{port} within {timeout:g} s"
+        ) from None
     return Board(str(url), int(board_port), str(match_key))

@@ -36,7 +36,13 @@ class TorchRunner(Runner):
         torch.set_num_threads(threads)
         self._torch = torch
         self.device = torch.device(device)
-        self.module = torch.export.load(str(path)).module().to(self.device)
+        program = torch.export.load(str(path))
+        if self.device.type != "cpu":
+            # moves parameters, buffers and lifted constants (Module.to() misses the constants)
+            from torch.export.passes import move_to_device_pass
+
+            program = move_to_device_pass(program, self.device)
+        self.module = program.module()
         self._inputs: tuple[Any, ...] = ()
         self._outputs: Any = None
         if self.device.type == "cuda":
@@ -71,7 +77,9 @@ class TorchRunner(Runner):
 class TorchTarget(Target):
     kind = "torch"
     description = "PyTorch eager execution of the static module (CPU, or CUDA with an NVIDIA GPU)"
-    options_help = {"threads": "intra-op CPU threads (default: the protocol's, else every usable core)"}
+    options_help = {
+        "threads": "intra-op CPU threads (default: the protocol's, else every usable core)"
+    }
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
@@ -98,7 +106,11 @@ class TorchTarget(Target):
         return Availability.yes()
 
     def fingerprint(self) -> dict[str, Any]:
-        fp: dict[str, Any] = {"runtime": "torch", "version": host.package_version("torch"), "device": self.device}
+        fp: dict[str, Any] = {
+            "runtime": "torch",
+            "version": host.package_version("torch"),
+            "device": self.device,
+        }
         if self.device == "cuda":
             fp.update(host.gpu_fingerprint())
         # torch's CPU kernels run with every thread setting; the CPU still matters for CUDA launches

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import CompileError
+from hwnas.target import usable_cores
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
@@ -53,7 +55,6 @@ class Tuning:
 
     trials: int
     work_dir: Path
-    num_cores: int
     rpc: tuple[str, int, str] | None = None
     cross_compiler: str | None = None
     session_timeout_s: float = 120.0
@@ -125,6 +126,19 @@ def _locked(work_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def search_strategy(trials: int) -> Any:
+    """Evolutionary search sized to the budget: MetaSchedule's default (512 candidates, 4
+    generations per round) costs ~40 s of CPU per task here, however few trials are measured."""
+    from tvm.s_tir import meta_schedule as ms
+
+    population = min(512, max(64, 16 * trials))
+    return ms.search_strategy.EvolutionarySearch(
+        population_size=population,
+        init_min_unmeasured=min(50, population // 2),
+        genetic_num_iters=2 if trials < 32 else 4,
+    )
+
+
 def import_tensor_intrinsics() -> None:
     """Import ``tvm.s_tir.tensor_intrin`` (MetaSchedule's schedule rules need it) in seconds, not minutes.
 
@@ -150,8 +164,12 @@ def import_tensor_intrinsics() -> None:
             line = linecache.getline(code.co_filename, frame.f_lineno) if context > 0 else ""
             infos.append(
                 inspect.FrameInfo(
-                    frame, code.co_filename, frame.f_lineno, code.co_name,
-                    [line] if line else None, 0 if line else None,
+                    frame,
+                    code.co_filename,
+                    frame.f_lineno,
+                    code.co_name,
+                    [line] if line else None,
+                    0 if line else None,
                 )
             )
             frame = frame.f_back
@@ -165,14 +183,11 @@ def import_tensor_intrinsics() -> None:
         inspect.stack = original
 
 
-def build_candidate(mod: Any, target: Any, _params: Any) -> Any:
-    """MetaSchedule's default build without importing ``tvm.s_tir.tensor_intrin``.
+def build_candidate(mod: Any, target: Any) -> Any:
+    """MetaSchedule's default candidate build, minus its ``import tvm.s_tir.tensor_intrin``.
 
-    That import registers every tensor intrinsic through TVMScript, whose
-    ``inspect.stack()`` calls scan all loaded modules: minutes per builder
-    process, and LocalBuilder starts new processes for every batch. A
-    tensorised candidate already carries its intrinsic's body, so building
-    it does not need the registry.
+    A tensorised candidate already carries its intrinsic's body, so building
+    it does not need the registry (see :func:`import_tensor_intrinsics`).
     """
     from tvm.driver import build as tvm_build
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
@@ -198,16 +213,38 @@ def export_candidate(mod: Any, cross_compiler: str | None = None) -> str:
     return path
 
 
-def _builder_and_runner(tuning: Tuning) -> tuple[Any, Any]:
-    import functools
+def in_process_builder(cross_compiler: str | None) -> Any:
+    """A MetaSchedule builder that builds candidates in this process, one after the other.
 
+    ``LocalBuilder`` starts a fresh process pool for every batch, and each
+    process imports TVM again: about 6 s per task here, longer than building
+    a small budget's candidates. The final model is compiled in this process
+    by the same LLVM code generator anyway.
+    """
+    from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
-    builder = ms.builder.LocalBuilder(
-        f_build=build_candidate,
-        f_export=functools.partial(export_candidate, cross_compiler=tuning.cross_compiler),
-        max_workers=tuning.num_cores if tuning.rpc is None else None,
-    )
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs: list[Any]) -> list[Any]:
+            results = []
+            for item in build_inputs:
+                try:
+                    path = export_candidate(build_candidate(item.mod, item.target), cross_compiler)
+                    results.append(ms.builder.BuilderResult(path, None))
+                except (
+                    Exception
+                ) as exc:  # a candidate that does not build is an error result, not a crash
+                    results.append(ms.builder.BuilderResult(None, f"{type(exc).__name__}: {exc}"))
+            return results
+
+    return InProcessBuilder()
+
+
+def _builder_and_runner(tuning: Tuning) -> tuple[Any, Any]:
+    from tvm.s_tir import meta_schedule as ms
+
+    builder = in_process_builder(tuning.cross_compiler)
     if tuning.rpc is None:
         return builder, "local"
     host, port, key = tuning.rpc
@@ -235,9 +272,15 @@ def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
         todo = [t for t in tasks if not budgets.covers(database, t.dispatched[0], tuning.trials)]
         if todo:
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                todo, str(tuning.work_dir), num_threads=tuning.num_cores
+                todo,
+                str(tuning.work_dir),
+                strategy=search_strategy(tuning.trials),
+                num_threads=usable_cores(),
             )
             builder, runner = _builder_and_runner(tuning)
+            # MetaSchedule sizes its console handler from this level (its log files keep
+            # everything, under work_dir/logs); its per-round tables would flood the CLI.
+            logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
             ms.tune.tune_tasks(
                 tasks=contexts,
                 task_weights=weights,
@@ -300,8 +343,14 @@ class _TunedBudgets:
         tmp.replace(self.path)
 
 
-def build(ir: GraphIR, target_dict: dict[str, Any], out: Path, *, tuning: Tuning | None = None,
-          cross_compiler: str | None = None) -> dict[str, Any]:
+def build(
+    ir: GraphIR,
+    target_dict: dict[str, Any],
+    out: Path,
+    *,
+    tuning: Tuning | None = None,
+    cross_compiler: str | None = None,
+) -> dict[str, Any]:
     """Import, optimise, (tune,) compile and export ``ir`` to ``out``; returns facts for the artifact."""
     import tvm
     from tvm import relax
@@ -316,8 +365,11 @@ def build(ir: GraphIR, target_dict: dict[str, Any], out: Path, *, tuning: Tuning
             report = tune(mod, target, tuning)
             with target:
                 mod = relax.transform.MetaScheduleApplyDatabase(str(tuning.work_dir))(mod)
-            details["tuning"] = {**report.to_dict(), "trials_per_task": tuning.trials,
-                                 "database": str(tuning.work_dir)}
+            details["tuning"] = {
+                **report.to_dict(),
+                "trials_per_task": tuning.trials,
+                "database": str(tuning.work_dir),
+            }
         executable = tvm.compile(mod, target)
         if cross_compiler:
             from tvm.support import cc

@@ -8,6 +8,7 @@ core retries the measurement on another one.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from pathlib import Path
@@ -48,8 +49,12 @@ class RpcRunner(RelaxVMRunner):
 
     def close(self) -> None:
         # Dropping the last references ends the session; the server deletes its upload dir.
+        # TVM leaves the session in a reference cycle (the remote device holds it too), so
+        # without a collection the board stays taken and a farm runs out of free boards.
         self.vm = None
         self.session = None
+        self.dev = None
+        gc.collect()
 
 
 class TvmRpcTarget(Target):
@@ -88,7 +93,8 @@ class TvmRpcTarget(Target):
         self.trials = self.int_option("trials", 0) or 0
         if self.trials and not self.key:
             raise ConfigError(
-                f"target {spec}: tuning on a board needs a tracker", hint="add ?key=KEY of the boards"
+                f"target {spec}: tuning on a board needs a tracker",
+                hint="add ?key=KEY of the boards",
             )
         triple, compiler, mattr = ARCHES[self.arch]
         self.triple = triple
@@ -105,7 +111,9 @@ class TvmRpcTarget(Target):
         if not host.module_available("tvm"):
             return Availability.no("TVM is not installed (pip install apache-tvm[rpc])")
         if not shutil.which(self.compiler):
-            return Availability.no(f"cross compiler {self.compiler} not found (e.g. apt-get install gcc-{self.triple})")
+            return Availability.no(
+                f"cross compiler {self.compiler} not found (e.g. apt-get install gcc-{self.triple})"
+            )
         what = "RPC tracker" if self.key else "RPC server"
         why = rpc_tracker.reachable(self.host, self.port)
         if why:
@@ -114,10 +122,14 @@ class TvmRpcTarget(Target):
             try:
                 info = rpc_tracker.summary(self.host, self.port)
             except (OSError, ValueError) as exc:
-                return Availability.no(f"{self.host}:{self.port} does not answer as an RPC tracker ({exc})")
+                return Availability.no(
+                    f"{self.host}:{self.port} does not answer as an RPC tracker ({exc})"
+                )
             if self.key not in info.get("queue_info", {}):
                 keys = ", ".join(sorted(info.get("queue_info", {}))) or "none"
-                return Availability.no(f"no board with key {self.key!r} at the tracker (keys there: {keys})")
+                return Availability.no(
+                    f"no board with key {self.key!r} at the tracker (keys there: {keys})"
+                )
         return Availability.yes()
 
     def fingerprint(self) -> dict[str, Any]:
@@ -154,7 +166,9 @@ class TvmRpcTarget(Target):
     def tuning_dir(self) -> Path:
         if self.spec.option("db"):
             return Path(str(self.spec.option("db"))).expanduser()
-        fp = {k: v for k, v in self.fingerprint().items() if k not in ("trials", "tracker", "server")}
+        fp = {
+            k: v for k, v in self.fingerprint().items() if k not in ("trials", "tracker", "server")
+        }
         return tuning_root() / f"{self.arch}-{stable_hash(fp)}"
 
     def tvm_target(self) -> dict[str, Any]:
@@ -175,11 +189,12 @@ class TvmRpcTarget(Target):
             tuning = Tuning(
                 trials=self.trials,
                 work_dir=self.tuning_dir(),
-                num_cores=self.pinned_threads() or 4,
                 rpc=(self.host, self.port, self.key),
                 cross_compiler=self.compiler,
             )
-        details = build(ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning, cross_compiler=self.compiler)
+        details = build(
+            ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning, cross_compiler=self.compiler
+        )
         return Artifact.create(
             target=self.name,
             kind=self.kind,
@@ -214,7 +229,12 @@ class TvmRpcTarget(Target):
         if threads:
             session.get_function("runtime.config_threadpool")(1, threads)
         board_threads = int(session.get_function("runtime.NumThreads")())
-        info = {"board": address, "key": self.key, "threads": board_threads, "emulated": self.emulated}
+        info = {
+            "board": address,
+            "key": self.key,
+            "threads": board_threads,
+            "emulated": self.emulated,
+        }
         return RpcRunner(session, library, info)
 
 

@@ -45,7 +45,11 @@ class RelaxVMRunner(Runner):
 
     def time_native(self, repeat: int, min_repeat_ms: float) -> list[float] | None:
         timer = self.vm.time_evaluator(
-            "invoke_stateful", self.dev, number=1, repeat=repeat, min_repeat_ms=math.ceil(min_repeat_ms)
+            "invoke_stateful",
+            self.dev,
+            number=1,
+            repeat=repeat,
+            min_repeat_ms=math.ceil(min_repeat_ms),
         )
         return [float(s) for s in timer(ENTRY_FUNCTION).results]
 

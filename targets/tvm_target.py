@@ -48,7 +48,8 @@ class TvmTarget(Target):
         self.device = spec.device or "llvm"
         if self.device not in DEVICES:
             raise ConfigError(
-                f"target {spec}: unknown tvm device {self.device!r}", hint=f"devices: {', '.join(DEVICES)}"
+                f"target {spec}: unknown tvm device {self.device!r}",
+                hint=f"devices: {', '.join(DEVICES)}",
             )
         self.trials = self.int_option("trials", 0) or 0
 
@@ -65,7 +66,9 @@ class TvmTarget(Target):
             if not _tvm_has_cuda_runtime():
                 return Availability.no("this TVM build has no CUDA runtime")
             if not (host.module_available("cuda.bindings") or shutil.which("nvcc")):
-                return Availability.no("TVM needs NVRTC (pip install cuda-python) or nvcc to compile CUDA")
+                return Availability.no(
+                    "TVM needs NVRTC (pip install cuda-python) or nvcc to compile CUDA"
+                )
         return Availability.yes()
 
     def fingerprint(self) -> dict[str, Any]:
@@ -91,7 +94,11 @@ class TvmTarget(Target):
 
     def tvm_target(self) -> dict[str, Any]:
         """The TVM target dict this spec compiles for (detects the host CPU; imports TVM)."""
-        llvm = {"kind": "llvm", "mcpu": self.spec.option("mcpu") or host_cpu(), "num-cores": self.threads()}
+        llvm = {
+            "kind": "llvm",
+            "mcpu": self.spec.option("mcpu") or host_cpu(),
+            "num-cores": self.threads(),
+        }
         if self.device == "llvm":
             return llvm
         arch = cuda_arch(host.cuda_compute_capability())
@@ -106,7 +113,7 @@ class TvmTarget(Target):
             os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
         tuning = None
         if self.trials:
-            tuning = Tuning(trials=self.trials, work_dir=self.tuning_dir(), num_cores=self.threads())
+            tuning = Tuning(trials=self.trials, work_dir=self.tuning_dir())
         details = build(ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning)
         return Artifact.create(
             target=self.name,

@@ -11,6 +11,9 @@ import pytest
 from hwnas import registry
 from hwnas.plugin_manager import PluginHost
 
+# The session-scoped ``edge_farm`` fixture (emulated aarch64 boards) lives in tests/edge_farm.py.
+pytest_plugins = ["edge_farm"]
+
 
 @pytest.fixture
 def plugin_host() -> Iterator[PluginHost]:

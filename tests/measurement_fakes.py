@@ -2,7 +2,7 @@
 
 Module-level classes, so the measurement worker process can import them by name.
 The spec's device picks the behaviour: ``fake-replay:ok``, ``:abort``,
-``:segv``, ``:hang``, ``:perturb``, ``:noisy``; ``fake-remote:lost`` loses
+``:segv``, ``:oom``, ``:hang``, ``:perturb``, ``:noisy``; ``fake-remote:lost`` loses
 its "board" on the first attempt (counted in a file next to the artifact).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ class ReplayRunner(Runner):
             os.abort()
         if self.behaviour == "segv":
             ctypes.string_at(0)
+        if self.behaviour == "oom":  # what the kernel's OOM killer does
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.behaviour == "hang":
             time.sleep(3600)
         if self.behaviour == "noisy":
@@ -71,8 +74,16 @@ class ReplayTarget(Target):
         outputs = ir.reference_outputs()
         np.savez(workdir / OUTPUTS, **{f"out{i}": o for i, o in enumerate(outputs)})
         return Artifact.create(
-            target=self.name, kind=self.kind, root=workdir, loader="replay", entry=OUTPUTS, files=[OUTPUTS],
-            inputs=ir.input_specs, outputs=ir.output_specs, ir_key=ir.key, fingerprint=self.fingerprint(),
+            target=self.name,
+            kind=self.kind,
+            root=workdir,
+            loader="replay",
+            entry=OUTPUTS,
+            files=[OUTPUTS],
+            inputs=ir.input_specs,
+            outputs=ir.output_specs,
+            ir_key=ir.key,
+            fingerprint=self.fingerprint(),
         )
 
     def load(self, artifact: Artifact, threads: int) -> Runner:

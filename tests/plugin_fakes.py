@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas import hookimpl
+from hwnas.strategy import Strategy
 from hwnas.target import Availability, Target
 
 
@@ -26,8 +27,11 @@ class FakeTarget(Target):
         raise AssertionError("not loaded in these tests")
 
 
-class FakeStrategy:
+class FakeStrategy(Strategy):
     name = "fake-strategy"
+
+    def _ask(self, n: int) -> list:
+        return self.random_subnets(n)
 
 
 class RegistersFakeTarget:
@@ -62,10 +66,16 @@ class MisspelledHook:
         register(FakeStrategy)
 
 
-class RegistersNamelessThing:
+class RegistersNotAPredictor:
     @hookimpl
     def hwnas_register_predictors(self, register):
-        register(object())
+        register(dict)
+
+
+class RegistersNamelessTarget:
+    @hookimpl
+    def hwnas_register_targets(self, register):
+        register(type("Nameless", (FakeTarget,), {"kind": ""}))
 
 
 def write_entry_point_dist(root: Path, dist: str, entry_name: str, target: str) -> Path:

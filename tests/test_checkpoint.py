@@ -6,13 +6,13 @@ import hashlib
 
 import pytest
 import torch
-from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 from hwnas.accuracy import weights_digest
 from hwnas.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
 from hwnas.datasets import load_data
 from hwnas.errors import ConfigError, UnknownNameError
 from hwnas.training import TrainingConfig, train_supernet
+from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 SMALL = {"resolutions": "8,12", "depths": "1,2", "kernel_sizes": "3,5", "expand_ratios": "2,3"}
 

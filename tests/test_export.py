@@ -111,6 +111,8 @@ def test_pick_chooses_the_best_subnet_under_a_bound():
     evaluations = [_evaluation("a", 0.9, 6.0), _evaluation("b", 0.8, 4.0), _evaluation("c", 0.7, 1.0)]
     assert Pick.parse("max accuracy where latency<=5ms").choose(evaluations).key == "b"
     assert Pick.parse("min latency").choose(evaluations).key == "c"
+    tied = [_evaluation("slow", 0.9, 3.0), _evaluation("fast", 0.9, 2.0), _evaluation("x", 0.5, 1.0)]
+    assert Pick.parse("max accuracy").choose(tied).key == "fast"
     with pytest.raises(ConfigError, match="no evaluated subnet meets latency<=0.5ms"):
         Pick.parse("max accuracy where latency<=0.5ms").choose(evaluations)
     with pytest.raises(ConfigError, match="cannot read --pick"):

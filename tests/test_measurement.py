@@ -76,7 +76,9 @@ def test_compare_outputs_accepts_within_tolerance_and_names_a_mismatch():
     ref = [np.array([1.0, 2.0, 3.0], dtype=np.float32)]
     error, problem = compare_outputs([ref[0] + 1e-6], ref, rtol=1e-4, atol=1e-5)
     assert problem == "" and error == pytest.approx(1e-6, rel=0.1)
-    error, problem = compare_outputs([ref[0] + np.array([0, 0, 0.5], dtype=np.float32)], ref, 1e-4, 1e-5)
+    error, problem = compare_outputs(
+        [ref[0] + np.array([0, 0, 0.5], dtype=np.float32)], ref, 1e-4, 1e-5
+    )
     assert "1 of 3 values differ" in problem and error == pytest.approx(0.5)
     assert "shape" in compare_outputs([ref[0].reshape(3, 1)], ref, 1e-4, 1e-5)[1]
     assert "2 output(s)" in compare_outputs([ref[0], ref[0]], ref, 1e-4, 1e-5)[1]
@@ -141,8 +143,13 @@ def test_mismatching_outputs_raise_and_give_no_latency(measurer, tiny_ir):
     assert failure.kind == "mismatch"
 
 
-@pytest.mark.parametrize(("behaviour", "signal_name"), [("abort", "SIGABRT"), ("segv", "SIGSEGV")])
-def test_a_crash_fails_one_measurement_and_the_next_one_runs(measurer, tiny_ir, behaviour, signal_name):
+@pytest.mark.parametrize(
+    ("behaviour", "signal_name"),
+    [("abort", "SIGABRT"), ("segv", "SIGSEGV"), ("oom", "SIGKILL (out of memory?)")],
+)
+def test_a_crash_fails_one_measurement_and_the_next_one_runs(
+    measurer, tiny_ir, behaviour, signal_name
+):
     failure = measurer(f"fake-replay:{behaviour}").measure_one(tiny_ir)
     assert isinstance(failure, MeasurementFailure)
     assert failure.kind == "crash" and signal_name in failure.reason
@@ -159,7 +166,9 @@ def test_a_hang_is_killed_after_the_timeout(measurer, tiny_ir):
 
 
 def test_noisy_results_are_measured_again_and_flagged(measurer, tiny_ir):
-    protocol = MeasurementProtocol(warmup=0, repeats=6, min_repeat_ms=0.0, cv_threshold=0.01, max_remeasure=2)
+    protocol = MeasurementProtocol(
+        warmup=0, repeats=6, min_repeat_ms=0.0, cv_threshold=0.01, max_remeasure=2
+    )
     result = measurer("fake-replay:noisy", protocol).measure(tiny_ir)
     assert result.noisy and result.cv > 0.01
     assert len(result.discarded_s) == 2  # three attempts, the least noisy kept
@@ -182,7 +191,9 @@ def test_measure_many_keeps_order_and_goes_on_after_failures(measurer, tiny_ir):
 
     from hwnas.ir import GraphIR
 
-    other = GraphIR.from_module(torch.nn.Sequential(torch.nn.Linear(8, 3)).eval(), (torch.randn(2, 8),))
+    other = GraphIR.from_module(
+        torch.nn.Sequential(torch.nn.Linear(8, 3)).eval(), (torch.randn(2, 8),)
+    )
     seen = []
     results = measurer("fake-remote:ok").measure_many(
         [tiny_ir, other, tiny_ir], on_result=lambda i, r: seen.append(i)
@@ -206,7 +217,9 @@ def test_second_measurement_is_a_cache_hit(measurer, tiny_ir, tmp_path):
     assert second.cached and not first.cached
     assert second == first and second.samples_s == first.samples_s
     assert elapsed < 0.05
-    other_protocol = measurer("fake-replay:ok", MeasurementProtocol(repeats=4, min_repeat_ms=1.0), cache=cache)
+    other_protocol = measurer(
+        "fake-replay:ok", MeasurementProtocol(repeats=4, min_repeat_ms=1.0), cache=cache
+    )
     assert not other_protocol.measure(tiny_ir).cached
     assert len(cache) == 2
 

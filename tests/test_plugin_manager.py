@@ -5,10 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from hwnas import hookspecs, registry
-from hwnas.errors import UnknownNameError
-from hwnas.plugin_manager import DEFAULT_PLUGINS, PluginHost
 from plugin_fakes import (
     FakeStrategy,
     FakeTarget,
@@ -17,9 +13,14 @@ from plugin_fakes import (
     RegistersFakeStrategy,
     RegistersFakeTarget,
     RegistersFakeTargetToo,
-    RegistersNamelessThing,
+    RegistersNamelessTarget,
+    RegistersNotAPredictor,
     write_entry_point_dist,
 )
+
+from hwnas import hookspecs, registry
+from hwnas.errors import UnknownNameError
+from hwnas.plugin_manager import DEFAULT_PLUGINS, PluginHost
 
 
 def test_every_builtin_loads_under_its_dotted_name(builtin_plugin_host):
@@ -99,10 +100,17 @@ def test_misspelled_hook_makes_the_plugin_broken(builtin_plugin_host):
     assert "fake-strategy" not in registry.strategy_classes()
 
 
-def test_registered_thing_without_a_name_is_reported(builtin_plugin_host):
-    builtin_plugin_host.register(RegistersNamelessThing(), name="nameless")
-    registry.predictor_classes()
-    assert "no string name" in builtin_plugin_host.plugins["nameless"].error
+def test_registered_class_of_the_wrong_base_is_reported(builtin_plugin_host):
+    builtin_plugin_host.register(RegistersNotAPredictor(), name="wrong-base")
+    assert "dict" not in registry.predictor_classes()
+    error = builtin_plugin_host.plugins["wrong-base"].error
+    assert "is not a subclass of hwnas.predictor.Predictor" in error
+
+
+def test_registered_target_without_a_kind_is_reported(builtin_plugin_host):
+    builtin_plugin_host.register(RegistersNamelessTarget(), name="nameless")
+    registry.target_classes()
+    assert "no string kind" in builtin_plugin_host.plugins["nameless"].error
 
 
 def test_entry_point_that_fails_to_import_is_reported_by_name(tmp_path, monkeypatch):

@@ -38,8 +38,12 @@ def small_irs():
     irs = []
     for width in (4, 6, 8):
         net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, width, 3, padding=1, bias=False), torch.nn.BatchNorm2d(width), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, 3),
+            torch.nn.Conv2d(3, width, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(width, 3),
         ).eval()
         irs.append(GraphIR.from_module(net, (torch.randn(1, 3, 12, 12),), name=f"w{width}"))
     return irs
@@ -119,8 +123,11 @@ class Farm:
 def _start(args: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TVM_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", *args], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -135,16 +142,39 @@ def _wait(condition, timeout: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def farm() -> Iterator[Farm]:
     tracker_port = _free_port()
-    tracker = _start(["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tracker_port),
-                      "--port-end", str(tracker_port + 1), "--silent"])
+    tracker = _start(
+        [
+            "tvm.exec.rpc_tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(tracker_port),
+            "--port-end",
+            str(tracker_port + 1),
+            "--silent",
+        ]
+    )
     boards: dict[int, subprocess.Popen[bytes]] = {}
     try:
         _wait(lambda: rpc_tracker.reachable("127.0.0.1", tracker_port) == "", 120, "tracker up")
         for _ in range(2):
             port = _free_port()
-            boards[port] = _start(["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
-                                   "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{tracker_port}",
-                                   "--key", KEY, "--silent"])
+            boards[port] = _start(
+                [
+                    "tvm.exec.rpc_server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--port-end",
+                    str(port + 1),
+                    "--tracker",
+                    f"127.0.0.1:{tracker_port}",
+                    "--key",
+                    KEY,
+                    "--silent",
+                ]
+            )
         farm = Farm(tracker_port, boards, tracker)
         _wait(lambda: farm.free() == 2, 180, "two boards registered")
         yield farm
@@ -158,7 +188,9 @@ def farm() -> Iterator[Farm]:
 
 
 @pytest.mark.slow
-def test_measurements_spread_over_the_free_boards(builtin_plugin_host, farm, small_irs, pool, tmp_path):
+def test_measurements_spread_over_the_free_boards(
+    builtin_plugin_host, farm, small_irs, pool, tmp_path
+):
     target = resolve_target(farm.spec)
     assert target.available() and target.parallel_slots() == 2
     protocol = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=20.0, timeout_s=300.0)
@@ -181,15 +213,23 @@ def _session_holder(farm: Farm) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_board_dying_mid_measurement_is_replaced(builtin_plugin_host, farm, small_irs, pool, tmp_path):
+def test_a_board_dying_mid_measurement_is_replaced(
+    builtin_plugin_host, farm, small_irs, pool, tmp_path
+):
     target = resolve_target(farm.spec)
-    protocol = MeasurementProtocol(warmup=1, repeats=30, min_repeat_ms=300.0, timeout_s=300.0, device_retries=2)
+    protocol = MeasurementProtocol(
+        warmup=1, repeats=30, min_repeat_ms=300.0, timeout_s=300.0, device_retries=2
+    )
     measurer = Measurer(target, protocol, cache=None, artifact_dir=tmp_path, pool=pool)
     measurer.compile(small_irs[0])  # compile first so the board is busy timing when it dies
     result: list[object] = []
     thread = threading.Thread(target=lambda: result.append(measurer.measure_one(small_irs[0])))
     thread.start()
-    _wait(lambda: farm.free() == 1 and _session_holder(farm) is not None, 120, "a board busy measuring")
+    _wait(
+        lambda: farm.free() == 1 and _session_holder(farm) is not None,
+        120,
+        "a board busy measuring",
+    )
     time.sleep(1.0)
     killed = _session_holder(farm)
     assert killed is not None
@@ -209,8 +249,10 @@ def test_emulated_board_farm_measures_in_parallel(builtin_plugin_host, small_irs
     target = resolve_target("arm/rasp4-emulated")
     availability = target.available()
     if not availability:
-        pytest.skip(f"emulated board farm not running ({availability.reason}); "
-                    "start it: python tools/edge_board.py build && python tools/edge_board.py start --boards 2")
+        pytest.skip(
+            f"emulated board farm not running ({availability.reason}); "
+            "start it: python tools/edge_board.py build && python tools/edge_board.py start --boards 2"
+        )
     protocol = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=50.0, timeout_s=600.0)
     measurer = Measurer(target, protocol, cache=None, artifact_dir=tmp_path, pool=pool)
     results = measurer.measure_many(small_irs[:2])

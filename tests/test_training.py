@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli_runner import run_hwnas
-from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 from hwnas.accuracy import SubnetAccuracy, check_data_fits, weights_digest
 from hwnas.datasets import load_data
 from hwnas.errors import ConfigError
 from hwnas.training import TrainingConfig, TrainingProgress, soft_cross_entropy, train_supernet
+from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 # tiny preset cut down further so a step takes milliseconds
 SMALL = {"resolutions": "8,12", "depths": "1,2", "kernel_sizes": "3,5", "expand_ratios": "2,3"}

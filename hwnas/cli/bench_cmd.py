@@ -50,7 +50,9 @@ def resolve_targets(specs: Sequence[str]) -> list[Target]:
         try:
             target = resolve_target(spec)
         except UnknownTargetError as exc:
-            raise UnknownTargetError(exc.message, hint=f"available here: {available_here()}") from None
+            raise UnknownTargetError(
+                exc.message, hint=f"available here: {available_here()}"
+            ) from None
         availability = target.available()
         if not availability:
             raise TargetUnavailableError(
@@ -69,7 +71,9 @@ def model_from_factory(reference: str, shape: tuple[int, ...] | None) -> GraphIR
 
     module_name, _, attr = reference.partition(":")
     if not module_name or not attr:
-        raise ConfigError(f"--torch {reference!r}: expected module:factory, e.g. torchvision.models:mobilenet_v2")
+        raise ConfigError(
+            f"--torch {reference!r}: expected module:factory, e.g. torchvision.models:mobilenet_v2"
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -80,15 +84,24 @@ def model_from_factory(reference: str, shape: tuple[int, ...] | None) -> GraphIR
         inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     else:
         if shape is None:
-            raise ConfigError(f"--torch {reference!r} returns only a module", hint="give --shape, e.g. 1x3x224x224")
+            raise ConfigError(
+                f"--torch {reference!r} returns only a module",
+                hint="give --shape, e.g. 1x3x224x224",
+            )
         module, inputs = made, (torch.randn(shape, generator=torch.Generator().manual_seed(0)),)
     if not isinstance(module, torch.nn.Module):
-        raise ConfigError(f"--torch {reference!r} returned {type(module).__name__}, not a torch.nn.Module")
+        raise ConfigError(
+            f"--torch {reference!r} returned {type(module).__name__}, not a torch.nn.Module"
+        )
     return GraphIR.from_module(module.eval(), inputs, name=attr)
 
 
 def model_from_subnet(
-    supernet: str, subnet_file: Path, preset: str | None, settings: Sequence[str], checkpoint: Path | None
+    supernet: str,
+    subnet_file: Path,
+    preset: str | None,
+    settings: Sequence[str],
+    checkpoint: Path | None,
 ) -> GraphIR:
     from hwnas.cli.space_cmd import load_supernet
     from hwnas.ir import GraphIR
@@ -101,13 +114,15 @@ def model_from_subnet(
     return GraphIR.from_subnet(net, module, net.space.load_subnet(subnet_file))
 
 
-def result_rows(targets: Sequence[Target], results: Sequence[MeasureResult]) -> list[dict[str, Any]]:
+def result_rows(
+    targets: Sequence[Target], results: Sequence[MeasureResult]
+) -> list[dict[str, Any]]:
     """One JSON-ready row per target; speed-up is relative to the first target that measured."""
     from hwnas.measurement import Measurement
 
     base = next((r.median_s for r in results if isinstance(r, Measurement)), None)
     rows = []
-    for target, result in zip(targets, results):
+    for target, result in zip(targets, results, strict=True):
         row: dict[str, Any] = {"target": target.label, "spec": target.name}
         if isinstance(result, Measurement):
             row.update(result.to_dict())
@@ -124,13 +139,17 @@ def _table(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     table = []
     for row in rows:
         if not row["ok"]:
-            table.append((row["target"], "-", "-", "-", "-", "-", "-", f"{row['failure']}: {row['reason']}"))
+            table.append(
+                (row["target"], "-", "-", "-", "-", "-", "-", f"{row['failure']}: {row['reason']}")
+            )
             continue
         notes = [row["timer"]]
         if row["cached"]:
             notes.append("cached")
         if row["noisy"]:
             notes.append("noisy")
+        if row["fingerprint"].get("emulated"):
+            notes.append("EMULATED board")
         gflops = f"{row['gflops']:.2f}" if row.get("gflops") else "-"
         table.append(
             (
@@ -162,9 +181,16 @@ def plot(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path:
     upper = [max(0.0, r["p90_ms"] - r["median_ms"]) for r in measured]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(names)), 4.0))
     bars = ax.bar(names, medians, yerr=[[0.0] * len(upper), upper], capsize=4, color="#4C72B0")
-    for bar, value in zip(bars, medians):
-        ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+    for bar, value in zip(bars, medians, strict=True):
+        ax.annotate(
+            f"{value:.3g}",
+            (bar.get_x() + bar.get_width() / 2, value),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.set_ylabel("latency, ms (median; whisker to p90)")
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
@@ -175,37 +201,88 @@ def plot(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path:
     return path
 
 
-def _protocol(threads: int | None, repeats: int, min_repeat_ms: float, warmup: int, timeout: float) -> MeasurementProtocol:
+def _protocol(
+    threads: int | None, repeats: int, min_repeat_ms: float, warmup: int, timeout: float
+) -> MeasurementProtocol:
     from hwnas.measurement import MeasurementProtocol
 
     return MeasurementProtocol(
-        warmup=warmup, repeats=repeats, min_repeat_ms=min_repeat_ms, threads=threads, timeout_s=timeout
+        warmup=warmup,
+        repeats=repeats,
+        min_repeat_ms=min_repeat_ms,
+        threads=threads,
+        timeout_s=timeout,
     )
 
 
 @click.command()
 @click.argument("supernet", required=False)
-@click.argument("subnet_file", metavar="[SUBNET.json]", required=False, type=click.Path(path_type=Path))
-@click.option("--targets", "-t", "target_list", required=True,
-              help="Comma-separated target specs or presets, e.g. onnxruntime:cpu,tvm:llvm,torch:cpu.")
-@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Benchmark this ONNX model instead of a subnet.")
-@click.option("--torch", "torch_factory", metavar="MODULE:FACTORY",
-              help="Benchmark the nn.Module a factory returns (or its (module, inputs) pair).")
-@click.option("--shape", help="Input shape for --torch factories that return only a module, e.g. 1x3x224x224.")
+@click.argument(
+    "subnet_file", metavar="[SUBNET.json]", required=False, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--targets",
+    "-t",
+    "target_list",
+    required=True,
+    help="Comma-separated target specs or presets, e.g. onnxruntime:cpu,tvm:llvm,torch:cpu.",
+)
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Benchmark this ONNX model instead of a subnet.",
+)
+@click.option(
+    "--torch",
+    "torch_factory",
+    metavar="MODULE:FACTORY",
+    help="Benchmark the nn.Module a factory returns (or its (module, inputs) pair).",
+)
+@click.option(
+    "--shape", help="Input shape for --torch factories that return only a module, e.g. 1x3x224x224."
+)
 @click.option("--preset", default=None, help="Supernet preset (with SUPERNET).")
-@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE", help="Supernet setting override.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Supernet weights (Supernet.save_checkpoint).")
+@click.option(
+    "--set", "settings", multiple=True, metavar="FIELD=VALUE", help="Supernet setting override."
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="Supernet weights (Supernet.save_checkpoint).",
+)
 @click.option("--threads", type=int, help="Threads for every target that does not pin its own.")
-@click.option("--repeats", type=int, default=20, show_default=True, help="Timed samples per target.")
-@click.option("--min-repeat-ms", type=float, default=20.0, show_default=True, help="Minimum length of one sample.")
+@click.option(
+    "--repeats", type=int, default=20, show_default=True, help="Timed samples per target."
+)
+@click.option(
+    "--min-repeat-ms",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Minimum length of one sample.",
+)
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
-@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds before one measurement is killed.")
-@click.option("--cache", "cache_path", type=click.Path(path_type=Path),
-              help="Measurement cache file or directory (default ~/.cache/hwnas).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds before one measurement is killed.",
+)
+@click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(path_type=Path),
+    help="Measurement cache file or directory (default ~/.cache/hwnas).",
+)
 @click.option("--no-cache", is_flag=True, help="Measure again even if cached, and store nothing.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON here.")
-@click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Write a PNG bar chart here.")
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON here."
+)
+@click.option(
+    "--plot", "plot_out", type=click.Path(path_type=Path), help="Write a PNG bar chart here."
+)
 def bench(
     supernet: str | None,
     subnet_file: Path | None,
@@ -241,7 +318,10 @@ def bench(
             "give exactly one model: SUPERNET SUBNET.json, --onnx MODEL.onnx or --torch MODULE:FACTORY"
         )
     if supernet and subnet_file is None:
-        raise ConfigError(f"supernet {supernet!r} needs a SUBNET.json", hint="write one with `hwnas subnet sample`")
+        raise ConfigError(
+            f"supernet {supernet!r} needs a SUBNET.json",
+            hint="write one with `hwnas subnet sample`",
+        )
     specs = [s.strip() for s in target_list.split(",") if s.strip()]
     if not specs:
         raise ConfigError("--targets is empty", hint="e.g. --targets onnxruntime:cpu,tvm:llvm")
@@ -260,8 +340,13 @@ def bench(
         ir = model_from_subnet(supernet, subnet_file, preset, settings, checkpoint)
 
     results: list[MeasureResult] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
         task = progress.add_task("measuring", total=len(targets))
         for target in targets:
             progress.update(task, description=f"compiling, checking and timing on {target.label}")
@@ -270,13 +355,22 @@ def bench(
 
     rows = result_rows(targets, results)
     title = f"hwnas bench: {ir.name} ({', '.join(str(s) for s in ir.input_specs)}; {ir.macs / 1e6:.1f} M MACs)"
-    print_table(title, ["target", "median ms", "p90 ms", "CV", "items/s", "speed-up", "GFLOP/s", "notes"],
-                _table(rows))
+    print_table(
+        title,
+        ["target", "median ms", "p90 ms", "CV", "items/s", "speed-up", "GFLOP/s", "notes"],
+        _table(rows),
+    )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         document = {
-            "model": {"name": ir.name, "key": ir.key, "source": ir.source, "macs": ir.macs, "params": ir.params,
-                      "inputs": [s.to_dict() for s in ir.input_specs]},
+            "model": {
+                "name": ir.name,
+                "key": ir.key,
+                "source": ir.source,
+                "macs": ir.macs,
+                "params": ir.params,
+                "inputs": [s.to_dict() for s in ir.input_specs],
+            },
             "protocol": protocol.to_dict(),
             "results": rows,
         }

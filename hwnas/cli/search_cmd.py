@@ -187,7 +187,11 @@ def _supernet_problem(
     loaded = load_supernet(supernet, preset=preset, checkpoint=checkpoint)
     protocol = MeasurementProtocol(repeats=repeats)
     providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
-    click.echo(f"searching {loaded.source} on {target_info.get('label', 'no target')}", err=True)
+    emulated = target_info.get("fingerprint", {}).get("emulated")
+    note = " (EMULATED boards: latencies prove the path, not the board's speed)" if emulated else ""
+    click.echo(
+        f"searching {loaded.source} on {target_info.get('label', 'no target')}{note}", err=True
+    )
     return {
         "space": loaded.supernet.space,
         "evaluate": providers,
