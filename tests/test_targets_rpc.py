@@ -1,8 +1,7 @@
 """The ``tvm-rpc`` target: specs and presets, and real measurements through a TVM RPC tracker.
 
 ``slow`` tests start a tracker and two x86_64 RPC servers on this machine (the
-same protocol a board farm speaks); ``edge`` tests use the emulated arm64
-farm of ``tools/edge_board.py`` and skip with its state when it is not running.
+same protocol a board farm speaks); the emulated arm64 farm is tests/test_edge.py's.
 """
 
 from __future__ import annotations
@@ -241,21 +240,4 @@ def test_a_board_dying_mid_measurement_is_replaced(
     assert measured.device["board"] != f"127.0.0.1:{killed}"
 
 
-# -- the emulated arm64 farm ----------------------------------------------------------------------
-
-
-@pytest.mark.edge
-def test_emulated_board_farm_measures_in_parallel(builtin_plugin_host, small_irs, pool, tmp_path):
-    target = resolve_target("arm/rasp4-emulated")
-    availability = target.available()
-    if not availability:
-        pytest.skip(
-            f"emulated board farm not running ({availability.reason}); "
-            "start it: python tools/edge_board.py build && python tools/edge_board.py start --boards 2"
-        )
-    protocol = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=50.0, timeout_s=600.0)
-    measurer = Measurer(target, protocol, cache=None, artifact_dir=tmp_path, pool=pool)
-    results = measurer.measure_many(small_irs[:2])
-    assert all(isinstance(r, Measurement) for r in results), results
-    assert all(r.max_abs_error < 1e-4 and r.fingerprint["emulated"] for r in results)
-    assert all(r.device["emulated"] for r in results)
+# The emulated arm64 farm itself is exercised by tests/test_edge.py (fixture edge_farm).
