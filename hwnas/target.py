@@ -210,6 +210,16 @@ class Target(ABC):
                 hint="see `hwnas targets` for what runs on this machine",
             )
 
+    def device_from_spec(self, allowed: Sequence[str], default: str, *, what: str = "device") -> str:
+        """The spec's device (after ``kind:``), or ``default``; one not in ``allowed`` is a :class:`ConfigError`."""
+        device = self.spec.device or default
+        if device not in allowed:
+            raise ConfigError(
+                f"target {self.spec}: unknown {what} {device!r}",
+                hint=f"{self.kind} takes: {', '.join(allowed)}",
+            )
+        return device
+
     def int_option(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
         """An integer option of the spec, checked; ``default`` when absent."""
         text = self.spec.option(name)

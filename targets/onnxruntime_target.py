@@ -104,12 +104,7 @@ class OnnxRuntimeTarget(Target):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.device = spec.device or "cpu"
-        if self.device not in PROVIDERS:
-            raise ConfigError(
-                f"target {spec}: unknown onnxruntime device {self.device!r}",
-                hint=f"devices: {', '.join(PROVIDERS)}",
-            )
+        self.device = self.device_from_spec(tuple(PROVIDERS), "cpu", what="onnxruntime device")
         self.level = spec.option("opt") or "all"
         if self.level not in OPT_LEVELS:
             raise ConfigError(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.artifact import Artifact
-from hwnas.errors import CompileError, ConfigError
+from hwnas.errors import CompileError
 from hwnas.hookspecs import hookimpl
 from hwnas.target import Availability, Runner, Target
 from hwnas_targets import host
@@ -83,12 +83,7 @@ class TorchTarget(Target):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.device = spec.device or "cpu"
-        if self.device not in DEVICES:
-            raise ConfigError(
-                f"target {spec}: unknown torch device {self.device!r}",
-                hint=f"devices: {', '.join(DEVICES)}",
-            )
+        self.device = self.device_from_spec(DEVICES, "cpu", what="torch device")
 
     @classmethod
     def listed_specs(cls) -> tuple[str, ...]:

@@ -74,12 +74,7 @@ class TvmRpcTarget(Target):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.arch = spec.device or "aarch64"
-        if self.arch not in ARCHES:
-            raise ConfigError(
-                f"target {spec}: unknown board architecture {self.arch!r}",
-                hint=f"architectures: {', '.join(ARCHES)}",
-            )
+        self.arch = self.device_from_spec(tuple(ARCHES), "aarch64", what="board architecture")
         if not spec.address:
             raise ConfigError(
                 f"target {spec}: no address",

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.artifact import Artifact
-from hwnas.errors import ConfigError
 from hwnas.hookspecs import hookimpl
 from hwnas.target import Availability, Runner, Target, stable_hash
 from hwnas_targets import host
@@ -45,12 +44,7 @@ class TvmTarget(Target):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.device = spec.device or "llvm"
-        if self.device not in DEVICES:
-            raise ConfigError(
-                f"target {spec}: unknown tvm device {self.device!r}",
-                hint=f"devices: {', '.join(DEVICES)}",
-            )
+        self.device = self.device_from_spec(DEVICES, "llvm", what="tvm device")
         self.trials = self.int_option("trials", 0) or 0
 
     @classmethod
