@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,9 @@ from hwnas.errors import CompileError
 from hwnas.target import usable_cores
 
 if TYPE_CHECKING:
+    from hwnas.artifact import Artifact
     from hwnas.ir import GraphIR
+    from hwnas.target import Target
 
 LIBRARY = "model.so"
 LOADER = "tvm-relax-vm"
@@ -386,3 +388,25 @@ def build(
             f"{type(exc).__name__}: {first[0] if first else ''}"
         ) from exc
     return details
+
+
+def library_artifact(
+    target: Target, ir: GraphIR, workdir: Path, details: Mapping[str, Any], started: float
+) -> Artifact:
+    """The :class:`~hwnas.artifact.Artifact` of a Relax library that :func:`build` wrote for ``target``."""
+    from hwnas.artifact import Artifact
+
+    return Artifact.create(
+        target=target.name,
+        kind=target.kind,
+        root=workdir,
+        loader=LOADER,
+        entry=LIBRARY,
+        files=[LIBRARY],
+        inputs=ir.input_specs,
+        outputs=ir.output_specs,
+        ir_key=ir.key,
+        fingerprint=target.fingerprint(),
+        details=dict(details),
+        compile_s=time.perf_counter() - started,
+    )

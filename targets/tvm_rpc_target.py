@@ -19,7 +19,7 @@ from hwnas.errors import ConfigError
 from hwnas.hookspecs import hookimpl
 from hwnas.target import Availability, Runner, Target, stable_hash
 from hwnas_targets import host, rpc_tracker
-from hwnas_targets.tvm_compile import LIBRARY, LOADER, Tuning, build
+from hwnas_targets.tvm_compile import LIBRARY, Tuning, build, library_artifact
 from hwnas_targets.tvm_runner import RelaxVMRunner
 from hwnas_targets.tvm_target import PIPELINE_VERSION, tuning_root
 
@@ -190,20 +190,7 @@ class TvmRpcTarget(Target):
         details = build(
             ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning, cross_compiler=self.compiler
         )
-        return Artifact.create(
-            target=self.name,
-            kind=self.kind,
-            root=workdir,
-            loader=LOADER,
-            entry=LIBRARY,
-            files=[LIBRARY],
-            inputs=ir.input_specs,
-            outputs=ir.output_specs,
-            ir_key=ir.key,
-            fingerprint=self.fingerprint(),
-            details={**details, "cross_compiler": self.compiler},
-            compile_s=time.perf_counter() - start,
-        )
+        return library_artifact(self, ir, workdir, {**details, "cross_compiler": self.compiler}, start)
 
     def connect(self) -> tuple[Any, str]:
         """Open an RPC session on a free board (or the one server); returns it and the board's address."""

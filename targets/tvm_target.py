@@ -16,7 +16,14 @@ from hwnas.artifact import Artifact
 from hwnas.hookspecs import hookimpl
 from hwnas.target import Availability, Runner, Target, stable_hash
 from hwnas_targets import host
-from hwnas_targets.tvm_compile import LIBRARY, LOADER, Tuning, build, cuda_arch, host_cpu
+from hwnas_targets.tvm_compile import (
+    LIBRARY,
+    Tuning,
+    build,
+    cuda_arch,
+    host_cpu,
+    library_artifact,
+)
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
@@ -109,20 +116,7 @@ class TvmTarget(Target):
         if self.trials:
             tuning = Tuning(trials=self.trials, work_dir=self.tuning_dir())
         details = build(ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning)
-        return Artifact.create(
-            target=self.name,
-            kind=self.kind,
-            root=workdir,
-            loader=LOADER,
-            entry=LIBRARY,
-            files=[LIBRARY],
-            inputs=ir.input_specs,
-            outputs=ir.output_specs,
-            ir_key=ir.key,
-            fingerprint=self.fingerprint(),
-            details=details,
-            compile_s=time.perf_counter() - start,
-        )
+        return library_artifact(self, ir, workdir, details, start)
 
     def load(self, artifact: Artifact, threads: int) -> Runner:
         import tvm

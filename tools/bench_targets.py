@@ -323,6 +323,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="no large subnet, one budget, no shared-database run"
     )
+    parser.add_argument(
+        "--tune",
+        default="tiny subnet,small subnet,mbv2-64",
+        help="models to tune in the latency table (comma-separated; 'none' for no tuning)",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench_targets.json"))
     args = parser.parse_args()
     budgets = [int(t) for t in args.trials.split(",")]
@@ -340,13 +345,13 @@ def main() -> None:
         print("costs", flush=True)
         data["costs"] = bench.costs(models["tiny subnet"])
         print("latency", flush=True)
-        tune = {"tiny subnet", "small subnet", "mbv2-64"}
+        tune = set() if args.tune == "none" else {t.strip() for t in args.tune.split(",")}
         data["latency"] = bench.latency(models, budgets[0], tune)
         print("repeatability", flush=True)
         data["repeatability"] = [
             bench.repeatability(models["mbv2-64"], spec) for spec in ("onnxruntime:cpu", "tvm:llvm")
         ]
-        if not args.quick:
+        if not args.quick and tune:
             ort = next(
                 r["median_ms"]
                 for r in data["latency"]
