@@ -210,7 +210,9 @@ class Target(ABC):
                 hint="see `hwnas targets` for what runs on this machine",
             )
 
-    def device_from_spec(self, allowed: Sequence[str], default: str, *, what: str = "device") -> str:
+    def device_from_spec(
+        self, allowed: Sequence[str], default: str, *, what: str = "device"
+    ) -> str:
         """The spec's device (after ``kind:``), or ``default``; one not in ``allowed`` is a :class:`ConfigError`."""
         device = self.spec.device or default
         if device not in allowed:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from hwnas.target import Target
 
 LIBRARY = "model.so"
+MS_LOGGER = "tvm.s_tir.meta_schedule"
 LOADER = "tvm-relax-vm"
 #: Without a recorded budget, a task counts as tuned once the database holds this share of its trials.
 TUNED_SHARE = 0.5
@@ -261,6 +262,27 @@ def _builder_and_runner(tuning: Tuning) -> tuple[Any, Any]:
     return builder, runner
 
 
+@contextmanager
+def _meta_schedule_logging() -> Iterator[None]:
+    """Let MetaSchedule set up its loggers (files under ``work_dir/logs``) without flooding the console.
+
+    It sizes its console handler from its logger's level, so WARNING keeps the
+    per-round tables off the CLI. It also names every handler already on that
+    logger in a ``logging.config.dictConfig`` and fails on unnamed ones (such
+    as pytest's capture handlers): those are set aside while it configures.
+    """
+    logger = logging.getLogger(MS_LOGGER)
+    logger.setLevel(logging.WARNING)
+    unnamed = [h for h in logger.handlers if not h.get_name()]
+    for handler in unnamed:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in unnamed:
+            logger.addHandler(handler)
+
+
 def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
     """Tune the fused module's tasks that the database has not seen with this budget; others are reused."""
     from tvm.s_tir import meta_schedule as ms
@@ -273,16 +295,14 @@ def tune(mod: Any, target: Any, tuning: Tuning) -> TuningReport:
         tasks = ms.relax_integration.extract_tasks(mod, target)
         todo = [t for t in tasks if not budgets.covers(database, t.dispatched[0], tuning.trials)]
         if todo:
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                todo,
-                str(tuning.work_dir),
-                strategy=search_strategy(tuning.trials),
-                num_threads=usable_cores(),
-            )
+            with _meta_schedule_logging():
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    todo,
+                    str(tuning.work_dir),
+                    strategy=search_strategy(tuning.trials),
+                    num_threads=usable_cores(),
+                )
             builder, runner = _builder_and_runner(tuning)
-            # MetaSchedule sizes its console handler from this level (its log files keep
-            # everything, under work_dir/logs); its per-round tables would flood the CLI.
-            logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
             ms.tune.tune_tasks(
                 tasks=contexts,
                 task_weights=weights,

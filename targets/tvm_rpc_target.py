@@ -190,7 +190,9 @@ class TvmRpcTarget(Target):
         details = build(
             ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning, cross_compiler=self.compiler
         )
-        return library_artifact(self, ir, workdir, {**details, "cross_compiler": self.compiler}, start)
+        return library_artifact(
+            self, ir, workdir, {**details, "cross_compiler": self.compiler}, start
+        )
 
     def connect(self) -> tuple[Any, str]:
         """Open an RPC session on a free board (or the one server); returns it and the board's address."""

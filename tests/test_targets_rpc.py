@@ -201,6 +201,20 @@ def test_measurements_spread_over_the_free_boards(
     assert all(r.device["threads"] == 1 for r in results)
 
 
+@pytest.mark.slow
+def test_tuning_measures_candidates_on_the_boards(
+    builtin_plugin_host, farm, small_irs, pool, tmp_path
+):
+    spec = f"{farm.spec}&trials=4&db={tmp_path / 'db'}"
+    protocol = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=10.0, timeout_s=300.0)
+    measurer = Measurer(spec, protocol, cache=None, artifact_dir=tmp_path / "a", pool=pool)
+    tuning = measurer.compile(small_irs[1]).details["tuning"]
+    assert tuning["tasks"] > 0 and tuning["tuned"] == tuning["tasks"]
+    records = (tmp_path / "db" / "database_tuning_record.json").read_text().splitlines()
+    assert len(records) >= tuning["tasks"]  # candidates were built, run on a board and recorded
+    assert measurer.measure(small_irs[1]).max_abs_error < 1e-4
+
+
 def _session_holder(farm: Farm) -> int | None:
     """The port of the board serving a session now (its server has forked a session process)."""
     import psutil
