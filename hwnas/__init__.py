@@ -18,10 +18,10 @@ except _md.PackageNotFoundError:  # running from a source tree that is not insta
 
 # name -> "module:attribute", imported lazily on first access
 _LAZY = {
-    "search": "hwnas.search_api:search",
-    "SearchSpace": "hwnas.search_space:SearchSpace",
-    "Gene": "hwnas.search_space:Gene",
-    "Subnet": "hwnas.search_space:Subnet",
+    "search": "hwnas.search_core.api:search",
+    "SearchSpace": "hwnas.model.search_space:SearchSpace",
+    "Gene": "hwnas.model.search_space:Gene",
+    "Subnet": "hwnas.model.search_space:Subnet",
 }
 
 

@@ -23,7 +23,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def hwnas_register_targets(register: Callable[..., None]) -> None:
     """Register target kinds.
 
-    Call ``register(target_class)`` once per :class:`hwnas.target.Target`
+    Call ``register(target_class)`` once per :class:`hwnas.measurement.target.Target`
     subclass. The class's ``kind`` (e.g. ``"onnxruntime"``) is what a spec
     string starts with; registering a kind twice is an error naming both
     plugins. Every implementation is called; return values are ignored.
@@ -47,7 +47,7 @@ def hwnas_register_target_presets(register: Callable[..., None]) -> None:
 def hwnas_register_strategies(register: Callable[..., None]) -> None:
     """Register search strategies.
 
-    Call ``register(strategy_class)`` once per :class:`hwnas.strategy.Strategy`
+    Call ``register(strategy_class)`` once per :class:`hwnas.search_core.strategy.Strategy`
     subclass; its ``name`` is what ``--strategy`` selects. Duplicate names
     are an error. Every implementation is called; return values are ignored.
     """
@@ -58,7 +58,7 @@ def hwnas_register_predictors(register: Callable[..., None]) -> None:
     """Register objective predictors (latency, accuracy, ...).
 
     Call ``register(predictor_class)`` once per
-    :class:`hwnas.predictor.Predictor` subclass, keyed by its ``name``.
+    :class:`hwnas.search_core.predictor.Predictor` subclass, keyed by its ``name``.
     Duplicate names are an error. Every implementation is called.
     """
 
@@ -71,7 +71,7 @@ def hwnas_register_supernets(register: Callable[..., None]) -> None:
     """Register weight-sharing supernets.
 
     Call ``register(supernet_class)`` once per
-    :class:`hwnas.supernet.Supernet` subclass, keyed by its ``name``
+    :class:`hwnas.model.supernet.Supernet` subclass, keyed by its ``name``
     (what ``hwnas search --supernet`` selects). Duplicate names are an error.
     Every implementation is called.
     """
@@ -89,4 +89,3 @@ REGISTER_HOOKS: dict[str, str] = {
 __all__ = ["PROJECT_NAME", "REGISTER_HOOKS", "hookimpl", "hookspec"] + [
     name for name in REGISTER_HOOKS
 ]
-

@@ -164,7 +164,9 @@ class PluginHost:
         return self._registrations.get(kind, {})
 
     def _collect(self) -> dict[str, dict[str, Registration]]:
-        found: dict[str, dict[str, Registration]] = {k: {} for k in hookspecs.REGISTER_HOOKS.values()}
+        found: dict[str, dict[str, Registration]] = {
+            k: {} for k in hookspecs.REGISTER_HOOKS.values()
+        }
         for info in self.plugins.values():
             info.provides = []
         for hook_name, kind in hookspecs.REGISTER_HOOKS.items():
@@ -202,10 +204,10 @@ class PluginHost:
 
 # kind -> the base class every registered class of that kind must subclass
 BASE_CLASSES: dict[str, str] = {
-    "target": "hwnas.target:Target",
-    "strategy": "hwnas.strategy:Strategy",
-    "predictor": "hwnas.predictor:Predictor",
-    "supernet": "hwnas.supernet:Supernet",
+    "target": "hwnas.measurement.target:Target",
+    "strategy": "hwnas.search_core.strategy:Strategy",
+    "predictor": "hwnas.search_core.predictor:Predictor",
+    "supernet": "hwnas.model.supernet:Supernet",
 }
 
 
@@ -221,7 +223,10 @@ def _register_callback(
         if kind == "preset":
             name = str(obj)
             if len(extra) < 1 or not isinstance(extra[0], str):
-                raise PluginError(plugin_name, f"preset {name!r} needs a spec string: register(name, spec, description)")
+                raise PluginError(
+                    plugin_name,
+                    f"preset {name!r} needs a spec string: register(name, spec, description)",
+                )
         else:
             base = _base_class(kind)
             if not (isinstance(obj, type) and issubclass(obj, base)):

@@ -6,16 +6,28 @@ The rest of hwnas reads plugins only through these helpers, never through
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import UnknownNameError
 from hwnas.plugin_manager import PluginHost
 
 if TYPE_CHECKING:
-    from hwnas.predictor import Predictor
-    from hwnas.strategy import Strategy
-    from hwnas.supernet import Supernet
-    from hwnas.target import Preset, Target
+    from hwnas.measurement.target import Target
+    from hwnas.model.supernet import Supernet
+    from hwnas.search_core.predictor import Predictor
+    from hwnas.search_core.strategy import Strategy
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named target preset standing for a spec string (like a TVM target tag)."""
+
+    name: str
+    spec: str
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
 
 _host: PluginHost | None = None
 
@@ -53,12 +65,12 @@ def target_classes() -> dict[str, type[Target]]:
 
 
 def target_presets() -> dict[str, Preset]:
-    from hwnas.target import Preset
-
     presets = {}
     for name, reg in plugin_host().registrations("preset").items():
         spec, *rest = reg.extra
-        presets[name] = Preset(name=name, spec=spec, description=rest[0] if rest else "", plugin=reg.plugin)
+        presets[name] = Preset(
+            name=name, spec=spec, description=rest[0] if rest else "", plugin=reg.plugin
+        )
     return presets
 
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.artifact import Artifact
 from hwnas.errors import CompileError, ConfigError
 from hwnas.hookspecs import hookimpl
-from hwnas.target import Availability, Runner, Target
-from hwnas_targets import host
+from hwnas.measurement import host
+from hwnas.measurement.artifact import Artifact
+from hwnas.measurement.target import Availability, Runner, Target
 
 if TYPE_CHECKING:
     import numpy as np

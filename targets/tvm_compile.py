@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import CompileError
-from hwnas.target import usable_cores
+from hwnas.measurement.target import usable_cores
 
 if TYPE_CHECKING:
-    from hwnas.artifact import Artifact
     from hwnas.ir import GraphIR
-    from hwnas.target import Target
+    from hwnas.measurement.artifact import Artifact
+    from hwnas.measurement.target import Target
 
 LIBRARY = "model.so"
 MS_LOGGER = "tvm.s_tir.meta_schedule"
@@ -413,8 +413,8 @@ def build(
 def library_artifact(
     target: Target, ir: GraphIR, workdir: Path, details: Mapping[str, Any], started: float
 ) -> Artifact:
-    """The :class:`~hwnas.artifact.Artifact` of a Relax library that :func:`build` wrote for ``target``."""
-    from hwnas.artifact import Artifact
+    """The :class:`~hwnas.measurement.artifact.Artifact` of a Relax library that :func:`build` wrote for ``target``."""
+    from hwnas.measurement.artifact import Artifact
 
     return Artifact.create(
         target=target.name,

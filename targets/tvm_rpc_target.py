@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.artifact import Artifact
 from hwnas.errors import ConfigError
 from hwnas.hookspecs import hookimpl
-from hwnas.target import Availability, Runner, Target, stable_hash
-from hwnas_targets import host, rpc_tracker
+from hwnas.measurement import host
+from hwnas.measurement.artifact import Artifact
+from hwnas.measurement.target import Availability, Runner, Target, stable_hash
+from hwnas_targets import rpc_tracker
 from hwnas_targets.tvm_compile import LIBRARY, Tuning, build, library_artifact
 from hwnas_targets.tvm_runner import RelaxVMRunner
 from hwnas_targets.tvm_target import PIPELINE_VERSION, tuning_root

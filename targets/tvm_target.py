@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.artifact import Artifact
 from hwnas.hookspecs import hookimpl
-from hwnas.target import Availability, Runner, Target, stable_hash
-from hwnas_targets import host
+from hwnas.measurement import host
+from hwnas.measurement.artifact import Artifact
+from hwnas.measurement.target import Availability, Runner, Target, stable_hash
 from hwnas_targets.tvm_compile import (
     LIBRARY,
     Tuning,
@@ -34,7 +34,7 @@ PIPELINE_VERSION = 1
 
 
 def tuning_root() -> Path:
-    from hwnas.measurement_cache import default_cache_dir
+    from hwnas.measurement.cache import default_cache_dir
 
     return default_cache_dir() / "tvm-tuning"
 

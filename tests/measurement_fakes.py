@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from hwnas import hookimpl
-from hwnas.artifact import Artifact
-from hwnas.target import Availability, Runner, Target
+from hwnas.measurement.artifact import Artifact
+from hwnas.measurement.target import Availability, Runner, Target
 
 OUTPUTS = "outputs.npz"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas import hookimpl
-from hwnas.strategy import Strategy
-from hwnas.target import Availability, Target
+from hwnas.measurement.target import Availability, Target
+from hwnas.search_core.strategy import Strategy
 
 
 class FakeTarget(Target):

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from hwnas.objectives import Objective, hypervolume, normalisation_bounds
-from hwnas.search_space import Gene, SearchSpace, Subnet
+from hwnas.model.search_space import Gene, SearchSpace, Subnet
+from hwnas.search_core.objectives import Objective, hypervolume, normalisation_bounds
 
 LEVELS = 11
 TAIL_GENES = 4

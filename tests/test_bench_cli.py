@@ -129,7 +129,7 @@ def test_unknown_target_exits_2_listing_what_is_available(onnx_model, env):
 
 
 def test_unavailable_runtime_exits_2_with_the_reason(onnx_model, env):
-    from hwnas_targets import host
+    from hwnas.measurement import host
 
     if host.has_nvidia_gpu():
         pytest.skip("this machine has a GPU")

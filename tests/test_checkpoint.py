@@ -7,11 +7,11 @@ import hashlib
 import pytest
 import torch
 
-from hwnas.accuracy import weights_digest
-from hwnas.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
-from hwnas.datasets import load_data
 from hwnas.errors import ConfigError, UnknownNameError
-from hwnas.training import TrainingConfig, train_supernet
+from hwnas.model.accuracy import weights_digest
+from hwnas.model.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+from hwnas.model.datasets import load_data
+from hwnas.model.training import TrainingConfig, train_supernet
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 SMALL = {"resolutions": "8,12", "depths": "1,2", "kernel_sizes": "3,5", "expand_ratios": "2,3"}
@@ -112,7 +112,7 @@ def test_wrong_supernet_unknown_supernet_and_changed_space(saved, tmp_path, buil
 
 
 def test_shipped_default_loads_and_meets_its_accuracy_figures(builtin_plugin_host):
-    from hwnas.default_model import DEFAULT_SETTINGS, default_checkpoint_path, load_default
+    from hwnas.model.default_model import DEFAULT_SETTINGS, default_checkpoint_path, load_default
 
     path = default_checkpoint_path()
     assert path.stat().st_size <= 3_000_000

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.datasets import load_data, load_data_from_description
 from hwnas.errors import ConfigError
+from hwnas.model.datasets import load_data, load_data_from_description
 
 
 def test_digits_split_is_stratified_normalised_and_deterministic():

@@ -19,10 +19,12 @@ import pytest
 from cli_runner import run_hwnas
 
 from hwnas.ir import GraphIR
-from hwnas.measurement import Measurement, MeasurementProtocol, Measurer
-from hwnas.model_source import LoadedSupernet, load_supernet
-from hwnas.run_store import RunStore
-from hwnas.search_space import Subnet
+from hwnas.measurement.measurer import Measurer
+from hwnas.measurement.protocol import MeasurementProtocol
+from hwnas.measurement.results import Measurement
+from hwnas.model.loader import LoadedSupernet, load_supernet
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.run_store import RunStore
 
 pytestmark = pytest.mark.edge
 
@@ -216,8 +218,8 @@ def test_a_board_killed_mid_search_loses_nothing(
     edge_farm, searched_subnets, loaded, cache_dir, tmp_path
 ):
     # Last in this module: it leaves one board (the fixture stops or restores the farm at the end).
-    from hwnas.search_api import search
-    from hwnas.subnet_objectives import LatencyProvider, SubnetModels
+    from hwnas.search_core.api import search
+    from hwnas.search_core.subnet_objectives import LatencyProvider, SubnetModels
 
     edge_farm.ensure_boards(2)
     measurer = RecordingMeasurer(PRESET, LONG, cache=None, artifact_dir=cache_dir / "artifacts")

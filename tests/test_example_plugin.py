@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hwnas
-from hwnas.search_space import Gene, SearchSpace
+from hwnas.model.search_space import Gene, SearchSpace
 
 
 def _space() -> SearchSpace:
@@ -21,7 +21,9 @@ def test_hill_climb_strategy_comes_from_the_entry_point(plugin_host):
 
 
 def test_hill_climb_searches_without_repeats_and_respects_the_budget(plugin_host):
-    result = hwnas.search(_space(), _evaluate, ("accuracy", "latency"), strategy="hill-climb", budget=40, seed=3)
+    result = hwnas.search(
+        _space(), _evaluate, ("accuracy", "latency"), strategy="hill-climb", budget=40, seed=3
+    )
     keys = [e.key for e in result.evaluations]
     assert len(keys) == 40 and len(set(keys)) == 40
     # Along the true front every gene is equal-ish; hill climbing must find more

@@ -11,11 +11,11 @@ import pytest
 from cli_runner import run_hwnas
 
 from hwnas import registry
+from hwnas.deploy.export import Pick, export_subnet, read_manifest, verify_artifact
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.export import Pick, export_subnet, read_manifest, verify_artifact
-from hwnas.measurement import MeasurementProtocol
+from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.plugin_manager import PluginHost
+from hwnas.search_core.evaluator import Evaluation
 
 FAST = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=1.0, max_remeasure=0)
 TARGETS = ["onnxruntime:cpu", "tvm:llvm"]
@@ -31,7 +31,9 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for spec in TARGETS:
         directory = tmp_path_factory.mktemp(spec.replace(":", "_")) / "artifact"
-        export_subnet(supernet, module, subnet, spec, directory, protocol=FAST, accuracy=0.5, cache=cache)
+        export_subnet(
+            supernet, module, subnet, spec, directory, protocol=FAST, accuracy=0.5, cache=cache
+        )
         out[spec] = directory
     registry.use_plugin_host(None)
     return out
@@ -46,7 +48,13 @@ def test_manifest_describes_the_artifact(exported, spec):
     assert manifest["latency"]["median_ms"] > 0 and len(manifest["latency"]["samples_ms"]) == 5
     assert manifest["macs"] > 0 and manifest["params"] > 0 and manifest["accuracy"] == 0.5
     paths = {f["path"] for f in manifest["files"]}
-    assert {"model.onnx", "weights.npz", "reference.npz", "run.py", manifest["runtime"]["entry"]} <= paths
+    assert {
+        "model.onnx",
+        "weights.npz",
+        "reference.npz",
+        "run.py",
+        manifest["runtime"]["entry"],
+    } <= paths
     assert manifest["versions"]["hwnas"]
     if spec.startswith("tvm"):
         assert manifest["runtime"]["loader"] == "tvm-relax-vm"
@@ -61,7 +69,9 @@ def test_run_py_needs_neither_hwnas_nor_torch(exported, spec):
         "sys.argv = ['run.py', '--json', '--repeats', '5']\n"
         "runpy.run_path('run.py', run_name='__main__')\n"
     )
-    result = subprocess.run([sys.executable, "-c", blocker], cwd=exported[spec], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", blocker], cwd=exported[spec], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["outputs_match"] is True and report["median_ms"] > 0
@@ -102,16 +112,27 @@ def test_verify_cli_on_a_good_artifact_and_on_a_non_artifact(exported, tmp_path)
 
 
 def _evaluation(key: str, accuracy: float, latency: float) -> Evaluation:
-    from hwnas.search_space import Subnet
+    from hwnas.model.search_space import Subnet
 
-    return Evaluation(subnet=Subnet("toy", (("g", key),), key=key), values={"accuracy": accuracy, "latency": latency})
+    return Evaluation(
+        subnet=Subnet("toy", (("g", key),), key=key),
+        values={"accuracy": accuracy, "latency": latency},
+    )
 
 
 def test_pick_chooses_the_best_subnet_under_a_bound():
-    evaluations = [_evaluation("a", 0.9, 6.0), _evaluation("b", 0.8, 4.0), _evaluation("c", 0.7, 1.0)]
+    evaluations = [
+        _evaluation("a", 0.9, 6.0),
+        _evaluation("b", 0.8, 4.0),
+        _evaluation("c", 0.7, 1.0),
+    ]
     assert Pick.parse("max accuracy where latency<=5ms").choose(evaluations).key == "b"
     assert Pick.parse("min latency").choose(evaluations).key == "c"
-    tied = [_evaluation("slow", 0.9, 3.0), _evaluation("fast", 0.9, 2.0), _evaluation("x", 0.5, 1.0)]
+    tied = [
+        _evaluation("slow", 0.9, 3.0),
+        _evaluation("fast", 0.9, 2.0),
+        _evaluation("x", 0.5, 1.0),
+    ]
     assert Pick.parse("max accuracy").choose(tied).key == "fast"
     with pytest.raises(ConfigError, match="no evaluated subnet meets latency<=0.5ms"):
         Pick.parse("max accuracy where latency<=0.5ms").choose(evaluations)
@@ -122,7 +143,20 @@ def test_pick_chooses_the_best_subnet_under_a_bound():
 def test_export_refuses_to_overwrite_without_the_flag(exported, tmp_path):
     subnet_file = tmp_path / "subnet.json"
     manifest = read_manifest(exported["onnxruntime:cpu"])
-    subnet_file.write_text(json.dumps({"space": "ofa-mbv3", "config": manifest["subnet"]["config"]}))
-    result = run_hwnas("export", "--subnet", str(subnet_file), "--supernet", "ofa-mbv3", "--preset", "tiny",
-                       "--target", "onnxruntime:cpu", "--out", str(exported["onnxruntime:cpu"]))
+    subnet_file.write_text(
+        json.dumps({"space": "ofa-mbv3", "config": manifest["subnet"]["config"]})
+    )
+    result = run_hwnas(
+        "export",
+        "--subnet",
+        str(subnet_file),
+        "--supernet",
+        "ofa-mbv3",
+        "--preset",
+        "tiny",
+        "--target",
+        "onnxruntime:cpu",
+        "--out",
+        str(exported["onnxruntime:cpu"]),
+    )
     assert result.returncode == 2 and "is not empty" in result.stderr

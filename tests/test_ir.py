@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hwnas.errors import ConfigError
 from hwnas.ir import GraphIR
-from hwnas.supernet import Supernet
+from hwnas.model.supernet import Supernet
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 from hwnas_plugins.supernets.resnet import ElasticResNetSupernet
 from hwnas_plugins.supernets.transformer import ElasticTransformer

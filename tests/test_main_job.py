@@ -9,7 +9,7 @@ import shutil
 import pytest
 from cli_runner import run_hwnas
 
-from hwnas.default_model import default_checkpoint_path
+from hwnas.model.default_model import default_checkpoint_path
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,22 @@ def searched(tmp_path_factory):
     shutil.copyfile(default_checkpoint_path(), checkpoint)
     run = root / "run"
     result = run_hwnas(
-        "search", "--checkpoint", str(checkpoint), "--target", "onnxruntime:cpu?threads=1",
-        "--objectives", "accuracy,latency", "--strategy", "random", "--budget", "4",
-        "--repeats", "3", "--out", str(run), "--quiet",
+        "search",
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "onnxruntime:cpu?threads=1",
+        "--objectives",
+        "accuracy,latency",
+        "--strategy",
+        "random",
+        "--budget",
+        "4",
+        "--repeats",
+        "3",
+        "--out",
+        str(run),
+        "--quiet",
         env={"HWNAS_CACHE_DIR": str(root / "cache")},
     )
     assert result.returncode == 0, result.stderr
@@ -46,8 +59,17 @@ def test_search_writes_every_evaluation_with_measured_latency(searched):
 def test_export_from_the_run_and_verify(searched):
     root, run, _ = searched
     out = root / "artifact"
-    result = run_hwnas("export", str(run), "--pick", "max accuracy", "--target", "onnxruntime:cpu?threads=1",
-                       "--out", str(out), env={"HWNAS_CACHE_DIR": str(root / "cache")})
+    result = run_hwnas(
+        "export",
+        str(run),
+        "--pick",
+        "max accuracy",
+        "--target",
+        "onnxruntime:cpu?threads=1",
+        "--out",
+        str(out),
+        env={"HWNAS_CACHE_DIR": str(root / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     with open(run / "evaluations.csv") as fh:
@@ -62,9 +84,23 @@ def test_export_from_the_run_and_verify(searched):
 def test_resume_with_a_bigger_budget_repeats_nothing(searched):
     root, run, checkpoint = searched
     result = run_hwnas(
-        "search", "--checkpoint", str(checkpoint), "--target", "onnxruntime:cpu?threads=1",
-        "--objectives", "accuracy,latency", "--strategy", "random", "--budget", "5",
-        "--repeats", "3", "--out", str(run), "--resume", "--quiet",
+        "search",
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "onnxruntime:cpu?threads=1",
+        "--objectives",
+        "accuracy,latency",
+        "--strategy",
+        "random",
+        "--budget",
+        "5",
+        "--repeats",
+        "3",
+        "--out",
+        str(run),
+        "--resume",
+        "--quiet",
         env={"HWNAS_CACHE_DIR": str(root / "cache")},
     )
     assert result.returncode == 0, result.stderr
@@ -80,7 +116,9 @@ def test_export_refuses_a_run_whose_checkpoint_changed(searched, tmp_path):
     with open(checkpoint, "ab") as fh:  # the weights file changes after the search
         fh.write(b"\0")
     try:
-        result = run_hwnas("export", str(copy), "--target", "onnxruntime:cpu", "--out", str(tmp_path / "a"))
+        result = run_hwnas(
+            "export", str(copy), "--target", "onnxruntime:cpu", "--out", str(tmp_path / "a")
+        )
     finally:
         with open(checkpoint, "rb+") as fh:
             fh.truncate(checkpoint.stat().st_size - 1)
@@ -89,7 +127,16 @@ def test_export_refuses_a_run_whose_checkpoint_changed(searched, tmp_path):
 
 
 def test_searching_an_unknown_metric_is_a_clear_error(tmp_path):
-    result = run_hwnas("search", "--target", "onnxruntime:cpu", "--objectives", "accuracy,energy",
-                       "--budget", "2", "--out", str(tmp_path / "r"))
+    result = run_hwnas(
+        "search",
+        "--target",
+        "onnxruntime:cpu",
+        "--objectives",
+        "accuracy,energy",
+        "--budget",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert result.returncode == 2
     assert "energy" in result.stderr

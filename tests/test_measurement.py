@@ -11,19 +11,14 @@ import pytest
 from measurement_fakes import RegistersMeasurementFakes
 
 from hwnas.errors import ConfigError, MeasurementError
-from hwnas.isolation import WorkerPool
-from hwnas.measurement import (
-    Measurement,
-    MeasurementFailure,
-    MeasurementProtocol,
-    Measurer,
-    Statistics,
-    compare_outputs,
-    fixed_inputs,
-    time_runner,
-)
-from hwnas.measurement_cache import MeasurementCache
-from hwnas.target import Runner
+from hwnas.measurement.cache import MeasurementCache
+from hwnas.measurement.isolation import WorkerPool
+from hwnas.measurement.measurer import Measurer
+from hwnas.measurement.protocol import MeasurementProtocol
+from hwnas.measurement.results import Measurement, MeasurementFailure, Statistics
+from hwnas.measurement.target import Runner
+from hwnas.measurement.timing import time_runner
+from hwnas.measurement.verification import compare_outputs, fixed_inputs
 
 FAST = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=1.0, timeout_s=60.0, max_remeasure=1)
 

@@ -83,8 +83,6 @@ def test_builtin_kind_cannot_be_taken_over(builtin_plugin_host):
     assert "onnxruntime" in error and "hwnas_targets.onnxruntime_target" in error
 
 
-
-
 def test_plugin_raising_in_its_hook_is_isolated(builtin_plugin_host):
     builtin_plugin_host.register(RaisesInHook(), name="on-fire")
     builtin_plugin_host.register(RegistersFakeStrategy(), name="fine")
@@ -104,7 +102,7 @@ def test_registered_class_of_the_wrong_base_is_reported(builtin_plugin_host):
     builtin_plugin_host.register(RegistersNotAPredictor(), name="wrong-base")
     assert "dict" not in registry.predictor_classes()
     error = builtin_plugin_host.plugins["wrong-base"].error
-    assert "is not a subclass of hwnas.predictor.Predictor" in error
+    assert "is not a subclass of hwnas.search_core.predictor.Predictor" in error
 
 
 def test_registered_target_without_a_kind_is_reported(builtin_plugin_host):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hwnas.errors import ConfigError, HwnasError
-from hwnas.predictor import PredictionQuality, Predictor, prediction_quality
 from hwnas.registry import predictor_class, predictor_classes
+from hwnas.search_core.predictor import PredictionQuality, Predictor, prediction_quality
 
 VECTOR_PREDICTORS = ("ridge", "svr", "mlp", "gbdt")
 

@@ -14,9 +14,9 @@ from synthetic_problems import OBJECTIVES, zdt_evaluate, zdt_space
 
 import hwnas
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.run_store import FILENAME, RunStore
-from hwnas.search_space import Gene, SearchSpace
+from hwnas.model.search_space import Gene, SearchSpace
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.run_store import FILENAME, RunStore
 
 TESTS = Path(__file__).parent
 

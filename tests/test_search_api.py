@@ -21,9 +21,11 @@ from synthetic_problems import (
 
 import hwnas
 from hwnas.errors import ConfigError, UnknownNameError
-from hwnas.evaluator import Evaluator, Metrics, ObjectiveProvider
-from hwnas.executor import InProcessExecutor, ProcessPoolExecutor, make_executor
-from hwnas.objectives import (
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.api import SearchResult
+from hwnas.search_core.evaluator import Evaluator, Metrics, ObjectiveProvider
+from hwnas.search_core.executor import InProcessExecutor, ProcessPoolExecutor, make_executor
+from hwnas.search_core.objectives import (
     Constraint,
     Objective,
     constrained_ranks,
@@ -31,8 +33,6 @@ from hwnas.objectives import (
     pareto_mask,
     parse_objectives,
 )
-from hwnas.search_api import SearchResult
-from hwnas.search_space import Subnet
 
 
 def test_search_returns_a_measured_front_and_a_monotone_hypervolume(plugin_host) -> None:
@@ -314,8 +314,8 @@ def test_process_executor_search_marks_crashed_subnets_failed(plugin_host) -> No
 
 
 def test_a_fitted_predictor_serves_as_a_proxy_objective(plugin_host) -> None:
-    from hwnas.evaluator import FunctionProvider, PredictorProvider
     from hwnas.registry import predictor_class
+    from hwnas.search_core.evaluator import FunctionProvider, PredictorProvider
 
     space = conditional_space()
     samples = [space.sample(i) for i in range(40)]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.benchmarks import nb201
+from hwnas.search_core import nb201
 from hwnas.cli import main
-from hwnas.run_store import RunStore
+from hwnas.search_core.run_store import RunStore
 
 needs_tables = pytest.mark.skipif(
     not (nb201.data_dir() / "latency_ms.csv").is_file(),

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwnas.errors import ConfigError
-from hwnas.search_space import Gene, SearchSpace
+from hwnas.model.search_space import Gene, SearchSpace
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -175,7 +175,7 @@ def test_keys_differ_between_spaces_and_are_stable_across_processes():
     key = SearchSpace("s", genes).subnet({"depth": 3, "k": 5}).key
     assert SearchSpace("t", genes).subnet({"depth": 3, "k": 5}).key != key
     code = (
-        "from hwnas.search_space import Gene, SearchSpace\n"
+        "from hwnas.model.search_space import Gene, SearchSpace\n"
         "genes = [Gene('depth', (2, 3, 4)), Gene('k', (3, 5), ('depth', (3, 4)))]\n"
         "print(SearchSpace('s', genes).subnet({'depth': 3, 'k': 5}).key)\n"
     )

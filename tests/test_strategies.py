@@ -17,10 +17,10 @@ from synthetic_problems import (
 
 import hwnas
 from hwnas.errors import ConfigError, UnknownNameError
-from hwnas.evaluator import Evaluation
-from hwnas.objectives import Constraint, Objective, parse_objectives, total_violation
 from hwnas.registry import strategy_class, strategy_classes
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.objectives import Constraint, Objective, parse_objectives, total_violation
+from hwnas.search_core.strategy import Strategy, StrategySettings
 
 STRATEGIES = ("random", "nsga2", "evolution", "linas")
 GUIDED = ("nsga2", "evolution", "linas")

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwnas import registry
-from hwnas.bn_calibration import batch_norm_layers, calibrate_subnet, recalibrate_batch_norm
 from hwnas.errors import ConfigError, UnknownNameError
-from hwnas.supernet import Supernet
+from hwnas.model.bn_calibration import batch_norm_layers, calibrate_subnet, recalibrate_batch_norm
+from hwnas.model.supernet import Supernet
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 from hwnas_plugins.supernets.resnet import ElasticResNetSupernet
 from hwnas_plugins.supernets.transformer import ElasticTransformer
@@ -85,7 +85,7 @@ def test_builtin_supernets_are_registered_as_plugins(plugin_host):
 def test_listing_supernets_does_not_import_torch():
     code = (
         "import sys\n"
-        "import hwnas.supernet, hwnas.ir, hwnas.bn_calibration\n"
+        "import hwnas.model.supernet, hwnas.ir, hwnas.model.bn_calibration\n"
         "from hwnas_plugins.supernets import mobilenet_v3, resnet, transformer\n"
         "for cls in (mobilenet_v3.OFAMobileNetV3, resnet.ElasticResNetSupernet, transformer.ElasticTransformer):\n"
         "    cls(preset='full').space.size()\n"

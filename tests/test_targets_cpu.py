@@ -9,9 +9,12 @@ import sys
 import pytest
 
 from hwnas.errors import CompileError, ConfigError
-from hwnas.isolation import WorkerPool
-from hwnas.measurement import Measurement, MeasurementProtocol, Measurer
-from hwnas.target import TargetSpec, resolve_target
+from hwnas.measurement.isolation import WorkerPool
+from hwnas.measurement.measurer import Measurer
+from hwnas.measurement.protocol import MeasurementProtocol
+from hwnas.measurement.resolve import resolve_target
+from hwnas.measurement.results import Measurement
+from hwnas.measurement.target import TargetSpec
 
 PROTOCOL = MeasurementProtocol(
     warmup=2, repeats=5, min_repeat_ms=2.0, max_remeasure=0, timeout_s=300.0
@@ -154,7 +157,7 @@ def test_fingerprints_are_cheap_and_distinguish_settings(builtin_plugin_host):
 
 @pytest.mark.parametrize("spec", ["torch:cuda", "onnxruntime:cuda", "tvm:cuda"])
 def test_gpu_targets_say_why_not_without_a_gpu(builtin_plugin_host, spec):
-    from hwnas_targets import host
+    from hwnas.measurement import host
 
     target = resolve_target(spec)
     if host.has_nvidia_gpu():

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import pytest
 
 from hwnas.errors import ConfigError
-from hwnas.isolation import WorkerPool
-from hwnas.measurement import Measurement, MeasurementProtocol, Measurer
-from hwnas.target import resolve_target
+from hwnas.measurement.isolation import WorkerPool
+from hwnas.measurement.measurer import Measurer
+from hwnas.measurement.protocol import MeasurementProtocol
+from hwnas.measurement.resolve import resolve_target
+from hwnas.measurement.results import Measurement
 from hwnas_targets import rpc_tracker
 
 KEY = "hwnas-test-board"

@@ -10,10 +10,16 @@ import torch
 import torch.nn.functional as F
 from cli_runner import run_hwnas
 
-from hwnas.accuracy import SubnetAccuracy, check_data_fits, weights_digest
-from hwnas.datasets import load_data
 from hwnas.errors import ConfigError
-from hwnas.training import TrainingConfig, TrainingProgress, soft_cross_entropy, train_supernet
+from hwnas.model.accuracy import SubnetAccuracy, check_data_fits, weights_digest
+from hwnas.model.datasets import load_data
+from hwnas.model.training import (
+    TrainingConfig,
+    TrainingProgress,
+    soft_cross_entropy,
+    train_supernet,
+)
+from hwnas.search_core.subnet_objectives import AccuracyProvider
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 # tiny preset cut down further so a step takes milliseconds
@@ -168,7 +174,7 @@ def test_subnet_accuracy_recalibrates_caches_and_fingerprints(trained, digits):
     accuracy(supernet.space.largest())
     assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
     assert len(accuracy) == 2
-    metrics = accuracy.provider().measure(supernet.space.largest())
+    metrics = AccuracyProvider(accuracy, accuracy.fingerprint).measure(supernet.space.largest())
     assert metrics.values["accuracy"] == pytest.approx(result.largest_accuracy)
     fingerprint = accuracy.fingerprint
     other = SubnetAccuracy(supernet, fresh_module(supernet, seed=1), digits)
@@ -176,7 +182,7 @@ def test_subnet_accuracy_recalibrates_caches_and_fingerprints(trained, digits):
 
 
 def test_cli_train_writes_a_loadable_checkpoint(tmp_path, builtin_plugin_host):
-    from hwnas.checkpoint import load_checkpoint
+    from hwnas.model.checkpoint import load_checkpoint
 
     out = tmp_path / "ckpt.pt"
     result = run_hwnas(

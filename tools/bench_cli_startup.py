@@ -32,7 +32,9 @@ def main() -> None:
     print(f"{'command':<16} {'median s':>9} {'min s':>7} {'max s':>7}")
     for command in COMMANDS:
         samples = time_command(command, args.repeats)
-        print(f"hwnas {' '.join(command):<10} {statistics.median(samples):9.3f} {min(samples):7.3f} {max(samples):7.3f}")
+        print(
+            f"hwnas {' '.join(command):<10} {statistics.median(samples):9.3f} {min(samples):7.3f} {max(samples):7.3f}"
+        )
 
 
 if __name__ == "__main__":

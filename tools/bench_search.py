@@ -15,11 +15,16 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.benchmarks import nb201
-from hwnas.evaluator import Evaluation
-from hwnas.objectives import BUILTIN_OBJECTIVES, Objective, hypervolume, normalisation_bounds
+from hwnas.search_core import nb201
+from hwnas.model.search_space import Gene, SearchSpace
 from hwnas.registry import predictor_class, strategy_class
-from hwnas.search_space import Gene, SearchSpace
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.objectives import (
+    BUILTIN_OBJECTIVES,
+    Objective,
+    hypervolume,
+    normalisation_bounds,
+)
 
 STRATEGIES = ("random", "nsga2", "evolution", "linas")
 LEVELS = (0.90, 0.95, 0.99)

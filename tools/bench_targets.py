@@ -110,8 +110,8 @@ def _timed(fn: Any) -> float:
 
 class Bench:
     def __init__(self, threads: int, workdir: Path) -> None:
-        from hwnas.isolation import WorkerPool
-        from hwnas.measurement import MeasurementProtocol
+        from hwnas.measurement.isolation import WorkerPool
+        from hwnas.measurement.protocol import MeasurementProtocol
 
         self.threads = threads
         self.workdir = workdir
@@ -120,7 +120,7 @@ class Bench:
         self.data: dict[str, Any] = {"threads": threads}
 
     def measurer(self, spec: str, *, cache: Any = None, tag: str = "main") -> Any:
-        from hwnas.measurement import Measurer
+        from hwnas.measurement.measurer import Measurer
 
         return Measurer(
             spec,
@@ -171,7 +171,7 @@ class Bench:
     # -- what measuring costs ------------------------------------------------------
 
     def costs(self, ir: Any, spec: str = "onnxruntime:cpu") -> dict[str, Any]:
-        from hwnas.measurement_cache import MeasurementCache
+        from hwnas.measurement.cache import MeasurementCache
 
         warm = self.measurer(spec, tag="warmup")
         warm.measure_one(ir)  # the worker process now exists, its runtime imported
@@ -332,7 +332,7 @@ def main() -> None:
     args = parser.parse_args()
     budgets = [int(t) for t in args.trials.split(",")]
 
-    from hwnas_targets.host import cpu_info
+    from hwnas.measurement.host import cpu_info
 
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         bench = Bench(args.threads, Path(tmp))

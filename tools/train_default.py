@@ -32,12 +32,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hwnas.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
     from hwnas.cli.train_cmd import rich_progress
-    from hwnas.datasets import load_data
-    from hwnas.default_model import DEFAULT_DATA, DEFAULT_PRESET, DEFAULT_SETTINGS, DEFAULT_SUPERNET
+    from hwnas.model.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+    from hwnas.model.datasets import load_data
+    from hwnas.model.default_model import (
+        DEFAULT_DATA,
+        DEFAULT_PRESET,
+        DEFAULT_SETTINGS,
+        DEFAULT_SUPERNET,
+    )
+    from hwnas.model.training import TrainingConfig, train_supernet
     from hwnas.registry import supernet_class
-    from hwnas.training import TrainingConfig, train_supernet
 
     torch.set_num_threads(THREADS)
     previous = None

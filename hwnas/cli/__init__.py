@@ -15,14 +15,32 @@ import click
 # command name -> ("module:function", one-line help shown by `hwnas --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("hwnas.cli.space_cmd:space", "Show a supernet's search space: genes, choices, size."),
-    "subnet": ("hwnas.cli.subnet_cmd:subnet", "Sample a subnet (random, smallest, largest) as canonical JSON."),
+    "subnet": (
+        "hwnas.cli.subnet_cmd:subnet",
+        "Sample a subnet (random, smallest, largest) as canonical JSON.",
+    ),
     "ir": ("hwnas.cli.ir_cmd:ir", "Show a subnet's graph IR: ops, MACs, params, kernel groups."),
     "plugins": ("hwnas.cli.plugins_cmd:plugins", "List installed plugins and what they provide."),
-    "targets": ("hwnas.cli.targets_cmd:targets", "List hardware targets: available here or why not."),
-    "bench": ("hwnas.cli.bench_cmd:bench", "Measure one model (subnet, ONNX or torch) on several targets."),
-    "train": ("hwnas.cli.train_cmd:train", "Train a weight-sharing supernet (sandwich rule, in-place distillation)."),
-    "search": ("hwnas.cli.search_cmd:search", "Search for Pareto-optimal subnets under hardware constraints."),
-    "export": ("hwnas.cli.export_cmd:export", "Compile a chosen subnet into a deployable artifact directory."),
+    "targets": (
+        "hwnas.cli.targets_cmd:targets",
+        "List hardware targets: available here or why not.",
+    ),
+    "bench": (
+        "hwnas.cli.bench_cmd:bench",
+        "Measure one model (subnet, ONNX or torch) on several targets.",
+    ),
+    "train": (
+        "hwnas.cli.train_cmd:train",
+        "Train a weight-sharing supernet (sandwich rule, in-place distillation).",
+    ),
+    "search": (
+        "hwnas.cli.search_cmd:search",
+        "Search for Pareto-optimal subnets under hardware constraints.",
+    ),
+    "export": (
+        "hwnas.cli.export_cmd:export",
+        "Compile a chosen subnet into a deployable artifact directory.",
+    ),
     "verify": ("hwnas.cli.verify_cmd:verify", "Check an exported artifact's files and outputs."),
 }
 
@@ -42,7 +60,10 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lines come from COMMANDS, so listing commands imports none of them.
         rows = [
-            (name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
+            (
+                name,
+                COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str(),
+            )
             for name in self.list_commands(ctx)
         ]
         with formatter.section("Commands"):

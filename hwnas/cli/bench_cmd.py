@@ -1,7 +1,7 @@
 """``hwnas bench``: one model (a supernet's subnet, an ONNX file or a torch factory) measured on several targets.
 
 Prints a table (median, p90, CV, throughput, speed-up vs the first target),
-optionally JSON and a PNG chart; measuring itself is :mod:`hwnas.measurement`'s.
+optionally JSON and a PNG chart; measuring itself is :mod:`hwnas.measurement.measurer`'s.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from hwnas.errors import ConfigError, TargetUnavailableError, UnknownTargetError
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
-    from hwnas.measurement import MeasurementProtocol, MeasureResult
-    from hwnas.target import Target
+    from hwnas.measurement.protocol import MeasurementProtocol
+    from hwnas.measurement.results import MeasureResult
+    from hwnas.measurement.target import Target
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -37,7 +38,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def resolve_targets(specs: Sequence[str]) -> list[Target]:
     """Every requested target, configured and available here; errors list what is available."""
     from hwnas.cli.targets_cmd import target_rows
-    from hwnas.target import resolve_target
+    from hwnas.measurement.resolve import resolve_target
 
     def available_here() -> str:
         rows = target_rows()
@@ -118,7 +119,7 @@ def result_rows(
     targets: Sequence[Target], results: Sequence[MeasureResult]
 ) -> list[dict[str, Any]]:
     """One JSON-ready row per target; speed-up is relative to the first target that measured."""
-    from hwnas.measurement import Measurement
+    from hwnas.measurement.results import Measurement
 
     base = next((r.median_s for r in results if isinstance(r, Measurement)), None)
     rows = []
@@ -204,7 +205,7 @@ def plot(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path:
 def _protocol(
     threads: int | None, repeats: int, min_repeat_ms: float, warmup: int, timeout: float
 ) -> MeasurementProtocol:
-    from hwnas.measurement import MeasurementProtocol
+    from hwnas.measurement.protocol import MeasurementProtocol
 
     return MeasurementProtocol(
         warmup=warmup,
@@ -310,7 +311,7 @@ def bench(
     """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from hwnas.measurement import Measurer
+    from hwnas.measurement.measurer import Measurer
 
     sources = [bool(supernet), bool(onnx_path), bool(torch_factory)]
     if sum(sources) != 1:

@@ -22,11 +22,27 @@ from hwnas.cli.output import print_json, print_table
     type=click.Choice(["nb201"]),
     help="Search a benchmark table instead of a supernet.",
 )
-@click.option("--supernet", help="Supernet to search (a registered name; default: the embedded trained one).")
-@click.option("--preset", help="Supernet preset, with --supernet (weights untrained unless --checkpoint).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Trained supernet checkpoint (from `hwnas train`).")
-@click.option("--data", help="Data for the accuracy objective (default: what the checkpoint was trained on).")
-@click.option("--repeats", type=int, default=10, show_default=True, help="Timed repeats per latency measurement.")
+@click.option(
+    "--supernet", help="Supernet to search (a registered name; default: the embedded trained one)."
+)
+@click.option(
+    "--preset", help="Supernet preset, with --supernet (weights untrained unless --checkpoint)."
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trained supernet checkpoint (from `hwnas train`).",
+)
+@click.option(
+    "--data", help="Data for the accuracy objective (default: what the checkpoint was trained on)."
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Timed repeats per latency measurement.",
+)
 @click.option(
     "--target",
     "-t",
@@ -119,8 +135,8 @@ def search(
     --budget 200 --constraint 'latency<=20ms' --out runs/nb201-linas
     """
     from hwnas.errors import ConfigError
-    from hwnas.objectives import parse_objectives
-    from hwnas.search_api import search as run_search
+    from hwnas.search_core.api import search as run_search
+    from hwnas.search_core.objectives import parse_objectives
 
     parsed = parse_objectives(objectives)
     if space_name:
@@ -128,7 +144,9 @@ def search(
             raise ConfigError("give either --space or --supernet/--checkpoint, not both")
         problem = _table_problem(target, parsed)
     else:
-        problem = _supernet_problem(supernet, preset, checkpoint, data, target, repeats, parsed, constraints)
+        problem = _supernet_problem(
+            supernet, preset, checkpoint, data, target, repeats, parsed, constraints
+        )
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     pairs: dict[str, str] = {}
@@ -178,12 +196,14 @@ def _supernet_problem(
     objectives: tuple[Any, ...],
     constraints: tuple[str, ...],
 ) -> dict[str, Any]:
-    from hwnas.measurement import MeasurementProtocol
-    from hwnas.model_source import load_supernet
-    from hwnas.objectives import parse_constraints
-    from hwnas.subnet_objectives import supernet_providers
+    from hwnas.measurement.protocol import MeasurementProtocol
+    from hwnas.model.loader import load_supernet
+    from hwnas.search_core.objectives import parse_constraints
+    from hwnas.search_core.subnet_objectives import supernet_providers
 
-    metrics = [o.name for o in objectives] + [c.metric for c in parse_constraints(constraints, objectives)]
+    metrics = [o.name for o in objectives] + [
+        c.metric for c in parse_constraints(constraints, objectives)
+    ]
     loaded = load_supernet(supernet, preset=preset, checkpoint=checkpoint)
     protocol = MeasurementProtocol(repeats=repeats)
     providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
@@ -202,7 +222,7 @@ def _supernet_problem(
 
 
 def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
-    from hwnas.benchmarks import nb201
+    from hwnas.search_core import nb201
 
     tables = nb201.NB201Tables.load()
     space = nb201.search_space()
@@ -214,7 +234,7 @@ def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _stored(out: Path) -> int:
-    from hwnas.run_store import RunStore
+    from hwnas.search_core.run_store import RunStore
 
     with RunStore.in_directory(out) as store:
         return store.count()

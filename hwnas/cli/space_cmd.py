@@ -14,7 +14,7 @@ from hwnas.cli.output import print_json, print_table
 from hwnas.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hwnas.supernet import Supernet
+    from hwnas.model.supernet import Supernet
 
 
 def supernet_options(command: Callable[..., Any]) -> Callable[..., Any]:

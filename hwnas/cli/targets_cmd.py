@@ -11,15 +11,19 @@ from hwnas.cli.output import print_json, print_table
 
 def target_rows() -> list[dict[str, Any]]:
     """One row per listed spec of every target kind, plus presets; never raises for one bad target."""
+    from hwnas.measurement.target import TargetSpec
     from hwnas.registry import plugin_host, target_classes, target_presets
-    from hwnas.target import TargetSpec
 
     host = plugin_host()
     rows: list[dict[str, Any]] = []
     for kind, cls in sorted(target_classes().items()):
         plugin = host.registrations("target")[kind].plugin
         for spec_text in cls.listed_specs():
-            row: dict[str, Any] = {"target": spec_text, "plugin": plugin, "description": cls.description}
+            row: dict[str, Any] = {
+                "target": spec_text,
+                "plugin": plugin,
+                "description": cls.description,
+            }
             try:
                 target = cls(TargetSpec.parse(spec_text))
                 availability = target.available()
@@ -31,8 +35,12 @@ def target_rows() -> list[dict[str, Any]]:
             rows.append(row)
     for name, preset in sorted(target_presets().items()):
         rows.append(
-            {"target": name, "plugin": preset.plugin, "description": preset.description,
-             "preset_for": preset.spec}
+            {
+                "target": name,
+                "plugin": preset.plugin,
+                "description": preset.description,
+                "preset_for": preset.spec,
+            }
         )
     return rows
 

@@ -1,6 +1,6 @@
 """``hwnas train``: train a weight-sharing supernet on digits or the user's images and write a checkpoint.
 
-The training itself is :mod:`hwnas.training`; this module parses options and draws progress.
+The training itself is :mod:`hwnas.model.training`; this module parses options and draws progress.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import click
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from hwnas.training import EpochReport, StepLosses, TrainingProgress, TrainingResult
+    from hwnas.model.training import EpochReport, StepLosses, TrainingProgress, TrainingResult
 
 
 def rich_progress() -> TrainingProgress:
-    """A :class:`~hwnas.training.TrainingProgress` drawing a rich bar and printing one line per epoch."""
+    """A :class:`~hwnas.model.training.TrainingProgress` drawing a rich bar and printing one line per epoch."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -28,7 +28,7 @@ def rich_progress() -> TrainingProgress:
         TimeRemainingColumn,
     )
 
-    from hwnas.training import TrainingProgress
+    from hwnas.model.training import TrainingProgress
 
     class RichProgress(TrainingProgress):
         def __init__(self) -> None:
@@ -176,11 +176,11 @@ def train(
     """
     import torch
 
-    from hwnas.checkpoint import checkpoint_sha256, save_checkpoint
     from hwnas.cli.output import print_json
-    from hwnas.datasets import load_data
+    from hwnas.model.checkpoint import checkpoint_sha256, save_checkpoint
+    from hwnas.model.datasets import load_data
+    from hwnas.model.training import TrainingConfig, TrainingProgress, train_supernet
     from hwnas.registry import supernet_class
-    from hwnas.training import TrainingConfig, TrainingProgress, train_supernet
 
     config = TrainingConfig(
         epochs=epochs,

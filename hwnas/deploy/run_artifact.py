@@ -36,11 +36,15 @@ def check_files(manifest: dict, root: Path = HERE) -> list[str]:
             continue
         size = path.stat().st_size
         if size != entry["size"]:
-            problems.append(f"{entry['path']}: size {size} bytes, expected {entry['size']} (truncated or changed)")
+            problems.append(
+                f"{entry['path']}: size {size} bytes, expected {entry['size']} (truncated or changed)"
+            )
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest (file was modified)")
+            problems.append(
+                f"{entry['path']}: sha256 differs from the manifest (file was modified)"
+            )
     return problems
 
 
@@ -97,14 +101,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="runtime threads (default: runtime's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="runtime threads (default: runtime's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
 
     manifest = load_manifest()
     problems = check_files(manifest)
     if problems:
-        print("artifact files do not match manifest.json:\n  " + "\n  ".join(problems), file=sys.stderr)
+        print(
+            "artifact files do not match manifest.json:\n  " + "\n  ".join(problems),
+            file=sys.stderr,
+        )
         return 1
     reference = np.load(HERE / manifest["reference"])
     inputs = [reference[f"input{i}"] for i in range(len(manifest["inputs"]))]
@@ -116,7 +125,8 @@ def main() -> int:
     max_error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
     tolerance = manifest["verification"]
     matches = all(
-        np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"]) for o, e in zip(outputs, expected)
+        np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"])
+        for o, e in zip(outputs, expected)
     )
     for _ in range(args.warmup):
         model.run()
@@ -140,9 +150,11 @@ def main() -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{'ok' if matches else 'MISMATCH'}: max abs error {max_error:.3g} vs reference")
-        print(f"latency: median {result['median_ms']:.4f} ms over {args.repeats} runs "
-              f"(min {result['min_ms']:.4f}, max {result['max_ms']:.4f}); "
-              f"measured at export: {result['exported_median_ms']}")
+        print(
+            f"latency: median {result['median_ms']:.4f} ms over {args.repeats} runs "
+            f"(min {result['min_ms']:.4f}, max {result['max_ms']:.4f}); "
+            f"measured at export: {result['exported_median_ms']}"
+        )
     return 0 if matches else 1
 
 

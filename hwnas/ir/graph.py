@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from torch.fx import GraphModule
 
     from hwnas.ir.kernels import KernelGroup
-    from hwnas.search_space import Subnet
-    from hwnas.supernet import Supernet
+    from hwnas.model.search_space import Subnet
+    from hwnas.model.supernet import Supernet
 
 JSON_FORMAT = "hwnas-ir/1"
 

@@ -14,7 +14,7 @@ import numpy as np
 
 import hwnas
 from hwnas.errors import ConfigError
-from hwnas.predictor import Predictor, PredictorSettings
+from hwnas.search_core.predictor import Predictor, PredictorSettings
 
 CORRECTIONS = ("auto", "none", "constant", "ridge")
 

@@ -15,10 +15,10 @@ import numpy as np
 
 import hwnas
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.objectives import constrained_ranks, crowding_distance
-from hwnas.search_space import Subnet
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.objectives import constrained_ranks, crowding_distance
+from hwnas.search_core.strategy import Strategy, StrategySettings
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,17 @@ import numpy as np
 
 import hwnas
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.objectives import (
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.objectives import (
     BUILTIN_OBJECTIVES,
     constrained_ranks,
     crowding_distance,
     hypervolume,
     normalisation_bounds,
 )
-from hwnas.predictor import Predictor
-from hwnas.search_space import Subnet
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.search_core.predictor import Predictor
+from hwnas.search_core.strategy import Strategy, StrategySettings
 from hwnas_plugins.strategies.encoding import EncodingTools, row_key
 
 # units whose metrics are positive and multiplicative: predicted on a log scale

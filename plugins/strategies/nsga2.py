@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.evaluator import Evaluation
-from hwnas.search_space import Subnet
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.strategy import Strategy, StrategySettings
 from hwnas_plugins.strategies.encoding import EncodingTools, row_key
 
 # Saved population attributes: with rank and crowding restored as they were,

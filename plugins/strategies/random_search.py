@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import hwnas
-from hwnas.search_space import Subnet
-from hwnas.strategy import Strategy
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.strategy import Strategy
 
 
 class RandomStrategy(Strategy):

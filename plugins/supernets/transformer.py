@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hwnas import hookimpl
 from hwnas.errors import ConfigError
 from hwnas.ir.nodes import TensorSpec
-from hwnas.search_space import Gene, SearchSpace, Subnet
-from hwnas.supernet import Supernet, seeded
+from hwnas.model.search_space import Gene, SearchSpace, Subnet
+from hwnas.model.supernet import Supernet, seeded
 from hwnas_plugins.supernets.inputs import resize_images
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnas import hookimpl
-from hwnas.search_space import Subnet
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.strategy import Strategy, StrategySettings
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class HillClimbStrategy(Strategy):
             return []
         F = self.objective_matrix(feasible)
         dominated = [
-            bool(np.any(np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1))) for i in range(len(F))
+            bool(np.any(np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1)))
+            for i in range(len(F))
         ]
         return [e for e, d in zip(feasible, dominated) if not d]
 

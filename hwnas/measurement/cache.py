@@ -1,7 +1,7 @@
 """SQLite cache of measurements keyed by (model, input shape, target fingerprint, protocol).
 
 Only successful measurements are stored; deciding the key is
-:class:`hwnas.measurement.Measurer`'s job, this module only stores and finds.
+:class:`hwnas.measurement.measurer.Measurer`'s job, this module only stores and finds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from hwnas.measurement import Measurement
+from hwnas.measurement.results import Measurement
 
 CACHE_DIR_ENV = "HWNAS_CACHE_DIR"
 CACHE_FILE = "measurements.sqlite"

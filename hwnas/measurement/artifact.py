@@ -6,26 +6,18 @@ specs) saved as ``artifact.json`` next to the files; loading is the target's job
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas.digests import sha256_file
 from hwnas.errors import ConfigError
 from hwnas.ir.nodes import TensorSpec
 
 MANIFEST = "artifact.json"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

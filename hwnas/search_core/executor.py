@@ -1,7 +1,7 @@
 """Executors: where a batch of independent tasks runs (this process, a process pool; Ray later).
 
 An executor only runs functions and reports which task finished; what a task
-is (evaluating one subnet) is :mod:`hwnas.evaluator`'s business.
+is (evaluating one subnet) is :mod:`hwnas.search_core.evaluator`'s business.
 """
 
 from __future__ import annotations

@@ -19,19 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas.artifact import Artifact, sha256_file
 from hwnas.deploy import run_artifact
+from hwnas.digests import sha256_file
 from hwnas.errors import ConfigError, MeasurementError
-from hwnas.objectives import Constraint
+from hwnas.measurement.artifact import Artifact
+from hwnas.search_core.objectives import Constraint
 
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.evaluator import Evaluation
-    from hwnas.measurement import Measurement, MeasurementProtocol
-    from hwnas.search_space import Subnet
-    from hwnas.supernet import Supernet
-    from hwnas.target import Target
+    from hwnas.measurement.protocol import MeasurementProtocol
+    from hwnas.measurement.results import Measurement
+    from hwnas.measurement.target import Target
+    from hwnas.model.search_space import Subnet
+    from hwnas.model.supernet import Supernet
+    from hwnas.search_core.evaluator import Evaluation
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "hwnas-artifact/1"
@@ -41,7 +43,9 @@ WEIGHTS_FILE = "weights.npz"
 REFERENCE_FILE = "reference.npz"
 RUNNER_FILE = "run.py"
 
-_PICK = re.compile(r"^\s*(?P<dir>max|min)\s+(?P<metric>[A-Za-z_][\w]*)\s*(?:where\s+(?P<where>.+))?$")
+_PICK = re.compile(
+    r"^\s*(?P<dir>max|min)\s+(?P<metric>[A-Za-z_][\w]*)\s*(?:where\s+(?P<where>.+))?$"
+)
 
 
 # -- choosing a subnet from a run ---------------------------------------------------
@@ -64,7 +68,9 @@ class Pick:
                 hint="write 'max|min METRIC [where CONSTRAINT[, CONSTRAINT...]]', e.g. 'max accuracy where latency<=5ms'",
             )
         where = match["where"] or ""
-        constraints = tuple(Constraint.parse(c.strip()) for c in re.split(r",|\band\b", where) if c.strip())
+        constraints = tuple(
+            Constraint.parse(c.strip()) for c in re.split(r",|\band\b", where) if c.strip()
+        )
         return cls(match["dir"], match["metric"], constraints)
 
     def choose(self, evaluations: Sequence[Evaluation]) -> Evaluation:
@@ -76,12 +82,20 @@ class Pick:
                 f"no successful evaluation in this run has metric {self.metric!r}",
                 hint=f"metrics in the run: {', '.join(metrics) or 'none'}",
             )
-        meeting = [e for e in usable if all(c.violation(e.values[c.metric]) == 0 for c in self.constraints)]
+        meeting = [
+            e for e in usable if all(c.violation(e.values[c.metric]) == 0 for c in self.constraints)
+        ]
         if not meeting:
-            closest = {c.metric: min(e.values[c.metric] for e in usable) for c in self.constraints if c.op == "<="}
+            closest = {
+                c.metric: min(e.values[c.metric] for e in usable)
+                for c in self.constraints
+                if c.op == "<="
+            }
             raise ConfigError(
                 f"no evaluated subnet meets {', '.join(map(str, self.constraints))}",
-                hint=f"loosen the bound; smallest values seen: {closest}" if closest else "loosen the bound",
+                hint=f"loosen the bound; smallest values seen: {closest}"
+                if closest
+                else "loosen the bound",
             )
         sign = -1.0 if self.direction == "max" else 1.0
         # Ties (equal accuracy is common on small validation sets) go to the
@@ -126,7 +140,8 @@ def export_subnet(
 ) -> ExportedArtifact:
     """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``."""
     from hwnas.ir import GraphIR
-    from hwnas.measurement import DEFAULT_PROTOCOL, Measurer
+    from hwnas.measurement.measurer import Measurer
+    from hwnas.measurement.protocol import DEFAULT_PROTOCOL
 
     out = _prepare_directory(Path(out), overwrite)
     measurer = Measurer(target, protocol or DEFAULT_PROTOCOL, cache=cache)
@@ -137,7 +152,10 @@ def export_subnet(
     compiled = out / COMPILED_DIR
     shutil.copytree(artifact.root, compiled)
     ir.to_onnx(out / ONNX_FILE)
-    np.savez(out / WEIGHTS_FILE, **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()})
+    np.savez(
+        out / WEIGHTS_FILE,
+        **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()},
+    )
     inputs = [np.asarray(a) for a in ir.input_arrays().values()]
     outputs = [np.asarray(a) for a in ir.reference_outputs()]
     np.savez(
@@ -175,8 +193,11 @@ def export_subnet(
         "inputs": [s.to_dict() for s in ir.input_specs],
         "outputs": [s.to_dict() for s in ir.output_specs],
         "reference": REFERENCE_FILE,
-        "verification": {"rtol": measurement.protocol.rtol, "atol": measurement.protocol.atol,
-                         "max_abs_error_at_export": measurement.max_abs_error},
+        "verification": {
+            "rtol": measurement.protocol.rtol,
+            "atol": measurement.protocol.atol,
+            "max_abs_error_at_export": measurement.max_abs_error,
+        },
         "versions": _versions(),
     }
     manifest["files"] = [
@@ -191,7 +212,10 @@ def export_subnet(
 def _prepare_directory(out: Path, overwrite: bool) -> Path:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise ConfigError(f"export directory {out} is not empty", hint="choose another --out, or pass --overwrite")
+            raise ConfigError(
+                f"export directory {out} is not empty",
+                hint="choose another --out, or pass --overwrite",
+            )
         if not (out / MANIFEST).is_file():
             raise ConfigError(
                 f"refusing to overwrite {out}: it is not an hwnas artifact (no {MANIFEST})",
@@ -262,10 +286,14 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{directory} is not an hwnas artifact: {MANIFEST} is missing",
-                          hint="pass the directory `hwnas export --out` wrote") from None
+        raise ConfigError(
+            f"{directory} is not an hwnas artifact: {MANIFEST} is missing",
+            hint="pass the directory `hwnas export --out` wrote",
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the manifest was damaged") from None
+        raise ConfigError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the manifest was damaged"
+        ) from None
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ConfigError(f"{path}: format {manifest.get('format')!r} is not {MANIFEST_FORMAT!r}")
     return manifest
@@ -282,9 +310,13 @@ def verify_artifact(directory: str | Path, *, check_outputs: bool = True) -> Ver
     manifest = read_manifest(directory)
     problems = tuple(run_artifact.check_files(manifest, directory))
     if problems or not check_outputs:
-        return VerifyReport(directory, problems, outputs_checked=False,
-                            note="files differ from the manifest" if problems else "outputs not checked")
-    from hwnas.target import resolve_target
+        return VerifyReport(
+            directory,
+            problems,
+            outputs_checked=False,
+            note="files differ from the manifest" if problems else "outputs not checked",
+        )
+    from hwnas.measurement.resolve import resolve_target
 
     target = resolve_target(manifest["target"]["spec"])
     target.check_available()
@@ -303,6 +335,15 @@ def verify_artifact(directory: str | Path, *, check_outputs: bool = True) -> Ver
         runner.close()
     tolerance = manifest["verification"]
     error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
-    match = all(np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"]) for o, e in zip(outputs, expected))
-    return VerifyReport(directory, (), outputs_checked=True, max_abs_error=error, outputs_match=match,
-                        note=f"ran on {target.name}")
+    match = all(
+        np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"])
+        for o, e in zip(outputs, expected)
+    )
+    return VerifyReport(
+        directory,
+        (),
+        outputs_checked=True,
+        max_abs_error=error,
+        outputs_match=match,
+        note=f"ran on {target.name}",
+    )

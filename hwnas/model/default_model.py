@@ -13,10 +13,10 @@ from hwnas.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.accuracy import SubnetAccuracy
-    from hwnas.checkpoint import CheckpointMetadata
-    from hwnas.datasets import ImageData
-    from hwnas.supernet import Supernet
+    from hwnas.model.accuracy import SubnetAccuracy
+    from hwnas.model.checkpoint import CheckpointMetadata
+    from hwnas.model.datasets import ImageData
+    from hwnas.model.supernet import Supernet
 
 DEFAULT_SUPERNET = "ofa-mbv3"
 DEFAULT_PRESET = "tiny"
@@ -38,7 +38,7 @@ class DefaultModel(NamedTuple):
 
     def accuracy(self) -> SubnetAccuracy:
         """A cached per-subnet accuracy evaluator on the default data."""
-        from hwnas.accuracy import SubnetAccuracy
+        from hwnas.model.accuracy import SubnetAccuracy
 
         return SubnetAccuracy(self.supernet, self.module, self.data)
 
@@ -56,8 +56,8 @@ def default_checkpoint_path() -> Path:
 
 def load_default() -> DefaultModel:
     """Load the embedded default: supernet, elastic module (eval mode), metadata, and its digits splits."""
-    from hwnas.checkpoint import load_checkpoint
-    from hwnas.datasets import load_data_from_description
+    from hwnas.model.checkpoint import load_checkpoint
+    from hwnas.model.datasets import load_data_from_description
 
     supernet, module, metadata = load_checkpoint(
         default_checkpoint_path(), supernet=DEFAULT_SUPERNET

@@ -14,8 +14,8 @@ from hwnas.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.search_space import Subnet
-    from hwnas.supernet import Supernet
+    from hwnas.model.search_space import Subnet
+    from hwnas.model.supernet import Supernet
 
 
 def batch_norm_layers(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:

@@ -1,7 +1,7 @@
 """``hwnas.search``: the public search entry point, its :class:`SearchResult`, and the run directory's report files.
 
 It assembles strategy, evaluator, executor and run store and hands them to
-:class:`~hwnas.search_loop.SearchLoop`; the loop's rules live there.
+:class:`~hwnas.search_core.loop.SearchLoop`; the loop's rules live there.
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation, Evaluator, FunctionProvider, Metrics, ObjectiveProvider
-from hwnas.executor import Executor, make_executor
-from hwnas.objectives import (
+from hwnas.model.search_space import SearchSpace, Subnet
+from hwnas.search_core.evaluator import (
+    Evaluation,
+    Evaluator,
+    FunctionProvider,
+    Metrics,
+    ObjectiveProvider,
+)
+from hwnas.search_core.executor import Executor, make_executor
+from hwnas.search_core.loop import ProgressCallback, SearchLoop
+from hwnas.search_core.objectives import (
     Constraint,
     Objective,
     hypervolume_series,
@@ -28,10 +36,8 @@ from hwnas.objectives import (
     parse_constraints,
     parse_objectives,
 )
-from hwnas.run_store import RunStore
-from hwnas.search_loop import ProgressCallback, SearchLoop
-from hwnas.search_space import SearchSpace, Subnet
-from hwnas.strategy import Strategy, StrategySettings
+from hwnas.search_core.run_store import RunStore
+from hwnas.search_core.strategy import Strategy, StrategySettings
 
 EvaluateArg = (
     Callable[[Subnet], Mapping[str, float] | Metrics]
@@ -96,14 +102,14 @@ def search(
     """Search ``space`` for subnets that optimise ``objectives``, spending at most ``budget`` real evaluations.
 
     ``evaluate`` is ``evaluate(subnet) -> {metric: value}`` (or
-    :class:`~hwnas.evaluator.Metrics`), or one or more objective providers.
+    :class:`~hwnas.search_core.evaluator.Metrics`), or one or more objective providers.
     ``constraints`` like ``"latency<=5ms"`` steer the search while it runs.
     With ``out`` every evaluation goes to ``out/search.sqlite`` as it finishes
     and the report files are written at the end; ``resume=True`` continues a
     stopped run there without repeating any evaluation (``budget`` is the
     total, and may be raised). ``candidates`` restricts the search to a finite
     set of subnets (e.g. a tabular benchmark). ``executor``: ``"inprocess"``
-    (default), ``"process:N"``, or an :class:`~hwnas.executor.Executor`.
+    (default), ``"process:N"``, or an :class:`~hwnas.search_core.executor.Executor`.
     ``metadata`` (plain data, e.g. which model was searched) is stored with the
     run, and a resumed run must have the same.
     """

@@ -2,7 +2,7 @@
 
 Each step trains the largest subnet on the labels, then the smallest and k random
 subnets on the largest's soft labels, accumulating gradients before one update.
-Data loading is :mod:`hwnas.datasets`; scoring subnets is :mod:`hwnas.accuracy`.
+Data loading is :mod:`hwnas.model.datasets`; scoring subnets is :mod:`hwnas.model.accuracy`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from hwnas.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.datasets import ImageData
-    from hwnas.search_space import Subnet
-    from hwnas.supernet import Supernet
+    from hwnas.model.datasets import ImageData
+    from hwnas.model.search_space import Subnet
+    from hwnas.model.supernet import Supernet
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def train_supernet(
     import numpy as np
     import torch
 
-    from hwnas.accuracy import check_data_fits, subnet_accuracy
+    from hwnas.model.accuracy import check_data_fits, subnet_accuracy
 
     config = config or TrainingConfig()
     progress = progress or TrainingProgress()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.search_space import SearchSpace
+from hwnas.model.search_space import SearchSpace
+from hwnas.search_core.evaluator import Evaluation
 
 FILENAME = "search.sqlite"
 

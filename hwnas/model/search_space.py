@@ -110,9 +110,13 @@ class SearchSpace:
                     )
                 bad = [v for v in values if v not in self._by_name[parent].choices]
                 if bad:
-                    raise ConfigError(f"gene {gene.name!r}: condition values {bad} are not choices of {parent!r}")
+                    raise ConfigError(
+                        f"gene {gene.name!r}: condition values {bad} are not choices of {parent!r}"
+                    )
             self._by_name[gene.name] = gene
-        blob = json.dumps([[g.name, list(g.choices), g.active_if] for g in self.genes], default=list)
+        blob = json.dumps(
+            [[g.name, list(g.choices), g.active_if] for g in self.genes], default=list
+        )
         self.signature = hashlib.sha256(f"{name}:{blob}".encode()).hexdigest()[:12]
 
     # -- basic facts ---------------------------------------------------------
@@ -171,7 +175,9 @@ class SearchSpace:
         compare and hash equal. Errors name the field and the allowed values.
         """
         if not isinstance(config, Mapping):
-            raise ConfigError(f"{where}: expected a JSON object of gene: value, got {type(config).__name__}")
+            raise ConfigError(
+                f"{where}: expected a JSON object of gene: value, got {type(config).__name__}"
+            )
         unknown = [k for k in config if k not in self._by_name]
         if unknown:
             raise ConfigError(
@@ -262,11 +268,15 @@ class SearchSpace:
         """Inverse of :meth:`encode`; indices are clipped into range, inactive genes ignored."""
         vector = list(vector)
         if len(vector) != len(self.genes):
-            raise ConfigError(f"encoded vector has {len(vector)} entries; space {self.name!r} has {len(self.genes)} genes")
+            raise ConfigError(
+                f"encoded vector has {len(vector)} entries; space {self.name!r} has {len(self.genes)} genes"
+            )
         values: dict[str, Value] = {}
         for gene, index in zip(self.genes, vector):
             if self.is_active(gene, values):
-                values[gene.name] = gene.choices[int(np.clip(int(round(index)), 0, len(gene.choices) - 1))]
+                values[gene.name] = gene.choices[
+                    int(np.clip(int(round(index)), 0, len(gene.choices) - 1))
+                ]
         return self.subnet(values)
 
     def feature_names(self) -> list[str]:
@@ -285,15 +295,19 @@ class SearchSpace:
         for gene in self.genes:
             present = gene.name in values
             if gene.numeric:
-                out.append((gene.index(values[gene.name]) + 1) / len(gene.choices) if present else 0.0)
-            else:
-                out.extend(
-                    1.0 if present and values[gene.name] == c else 0.0 for c in gene.choices
+                out.append(
+                    (gene.index(values[gene.name]) + 1) / len(gene.choices) if present else 0.0
                 )
+            else:
+                out.extend(1.0 if present and values[gene.name] == c else 0.0 for c in gene.choices)
         return np.array(out, dtype=float)
 
     def features_matrix(self, subnets: Sequence[Subnet]) -> np.ndarray:
-        return np.stack([self.features(s) for s in subnets]) if subnets else np.zeros((0, len(self.feature_names())))
+        return (
+            np.stack([self.features(s) for s in subnets])
+            if subnets
+            else np.zeros((0, len(self.feature_names())))
+        )
 
     def describe(self) -> list[dict[str, Any]]:
         """Genes as plain rows, for ``hwnas space show`` and JSON."""

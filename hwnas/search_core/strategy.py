@@ -1,7 +1,7 @@
 """The :class:`Strategy` base class every search strategy plugin subclasses, and its typed settings.
 
 Strategies only propose (``ask``) and learn (``tell``); measuring, storing and
-deduplicating evaluations is the search loop's job (:mod:`hwnas.search_loop`).
+deduplicating evaluations is the search loop's job (:mod:`hwnas.search_core.loop`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas.errors import ConfigError
-from hwnas.evaluator import Evaluation
-from hwnas.objectives import Constraint, Objective
-from hwnas.search_space import SearchSpace, Subnet
+from hwnas.model.search_space import SearchSpace, Subnet
+from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.objectives import Constraint, Objective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Strategy(ABC):
     - ``ask(n)`` returns at most ``n`` distinct subnets, preferring ones never
       told before; an empty list means the strategy has nothing left to propose.
     - Every subnet returned by ``ask`` is passed back to ``tell`` before the next
-      ``ask``, with its :class:`~hwnas.evaluator.Evaluation`: a fresh one, or the
+      ``ask``, with its :class:`~hwnas.search_core.evaluator.Evaluation`: a fresh one, or the
       stored one if it had been measured already (nothing is measured twice).
       Failed evaluations are told too (``ok`` is false; treat them as infeasible).
     - ``state_dict()`` after a ``tell`` and ``load_state_dict()`` into a fresh

@@ -1,7 +1,7 @@
 """Long-lived spawned worker processes that run one function call at a time under a timeout.
 
 A crash (segfault, abort, OOM kill) or a hang kills that worker only and is
-reported as an :class:`Outcome`; what runs in a worker is :mod:`hwnas.measurement`'s business.
+reported as an :class:`Outcome`; what runs in a worker is :mod:`hwnas.measurement.measurer`'s business.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def default_pool() -> WorkerPool:
     return _default_pool
 
 
-_BOOT = "import sys; from hwnas.isolation import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
+_BOOT = "import sys; from hwnas.measurement.isolation import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
 
 
 def _die_with_parent(parent: int) -> None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnas.errors import ConfigError, EvaluationError
-from hwnas.evaluator import Metrics, ObjectiveProvider
-from hwnas.objectives import BUILTIN_OBJECTIVES, Objective
-from hwnas.search_space import Gene, SearchSpace, Subnet
+from hwnas.model.search_space import Gene, SearchSpace, Subnet
+from hwnas.search_core.evaluator import Metrics, ObjectiveProvider
+from hwnas.search_core.objectives import BUILTIN_OBJECTIVES, Objective
 
 DATA_ENV = "HWNAS_NB201_DIR"
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

@@ -1,7 +1,7 @@
 """Objectives and constraints of a search, and the multi-objective arithmetic on them.
 
 Dominance, Pareto fronts and hypervolume live here; what an evaluation is lives
-in :mod:`hwnas.evaluator`, and how a search proceeds in :mod:`hwnas.search_loop`.
+in :mod:`hwnas.search_core.evaluator`, and how a search proceeds in :mod:`hwnas.search_core.loop`.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from hwnas.errors import ConfigError, UnknownNameError
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.datasets import ImageData
-    from hwnas.supernet import Supernet
-    from hwnas.training import TrainingResult
+    from hwnas.model.datasets import ImageData
+    from hwnas.model.supernet import Supernet
+    from hwnas.model.training import TrainingResult
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def save_checkpoint(
 ) -> CheckpointMetadata:
     """Write ``module``'s weights with metadata about the supernet, the data and the training run."""
     import hwnas
-    from hwnas.accuracy import weights_digest
+    from hwnas.model.accuracy import weights_digest
 
     metadata = CheckpointMetadata(
         supernet=supernet.name,
@@ -84,8 +84,8 @@ def load_checkpoint(
 
     ``supernet`` names the supernet the caller expects; a checkpoint of another raises.
     """
+    from hwnas.model.supernet import CHECKPOINT_FORMAT
     from hwnas.registry import supernet_class
-    from hwnas.supernet import CHECKPOINT_FORMAT
 
     path = Path(path)
     blob = _read(path)
@@ -134,7 +134,7 @@ def load_checkpoint(
 
 def checkpoint_sha256(path: str | Path) -> str:
     """SHA-256 of the checkpoint file's bytes, for manifests."""
-    from hwnas.artifact import sha256_file
+    from hwnas.digests import sha256_file
 
     path = Path(path)
     if not path.is_file():

@@ -8,12 +8,11 @@ from __future__ import annotations
 import functools
 import importlib.metadata as md
 import importlib.util
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
-
-from hwnas.target import usable_cores
 
 # ISA extensions that change what compiled code may use; a fingerprint names the ones present.
 ISA_FLAGS = (
@@ -22,6 +21,14 @@ ISA_FLAGS = (
 )  # fmt: skip
 
 NVIDIA_PROC = Path("/proc/driver/nvidia")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)

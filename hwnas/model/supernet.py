@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwnas.errors import ConfigError, UnknownNameError
-from hwnas.search_space import SearchSpace, Subnet
+from hwnas.model.search_space import SearchSpace, Subnet
 
 if TYPE_CHECKING:
     import torch

@@ -1,28 +1,27 @@
 """The :class:`Target` base class, target spec strings, and resolving a spec or preset to a target.
 
 What every target shares (timing statistics, isolation, caching) lives in
-:mod:`hwnas.measurement`; a target only adds what differs: compile and run.
+:mod:`hwnas.measurement.measurer`; a target only adds what differs: compile and run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwnas.errors import ConfigError, TargetUnavailableError, UnknownTargetError
+from hwnas.digests import stable_hash
+from hwnas.errors import ConfigError, TargetUnavailableError
+from hwnas.measurement.host import usable_cores
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from hwnas.artifact import Artifact
     from hwnas.ir import GraphIR
+    from hwnas.measurement.artifact import Artifact
 
 
 @dataclass(frozen=True)
@@ -265,48 +264,3 @@ class Target(ABC):
         """One line of the fingerprint for listings."""
         fp = self.fingerprint()
         return ", ".join(f"{k}={v}" for k, v in fp.items() if v not in (None, "", [], {}))
-
-
-def stable_hash(data: Any, length: int = 16) -> str:
-    """sha256 of the canonical JSON of ``data``, first ``length`` hex digits."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named target preset standing for a spec string (like a TVM target tag)."""
-
-    name: str
-    spec: str
-    description: str = ""
-    plugin: str = field(default="", compare=False)
-
-
-def resolve_target(text: str) -> Target:
-    """Turn a spec string or preset name into a configured :class:`Target`."""
-    from hwnas import registry
-
-    presets = registry.target_presets()
-    preset = presets.get(text.strip())
-    if preset is not None:
-        text = preset.spec
-    spec = TargetSpec.parse(text)
-    kinds = registry.target_classes()
-    if spec.kind not in kinds:
-        known = sorted(kinds) + sorted(presets)
-        raise UnknownTargetError(
-            f"unknown target {text!r}",
-            hint=f"known target kinds and presets: {', '.join(known) or 'none'}; see `hwnas targets`",
-        )
-    target = kinds[spec.kind](spec)
-    target.preset = preset.name if preset is not None else None
-    return target

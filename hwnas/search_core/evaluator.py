@@ -1,7 +1,7 @@
 """What one evaluation of a subnet is (:class:`Evaluation`), and the evaluator that produces them.
 
 Metrics come from pluggable :class:`ObjectiveProvider` objects; where tasks run
-is an :class:`~hwnas.executor.Executor`'s business, and storing them the run store's.
+is an :class:`~hwnas.search_core.executor.Executor`'s business, and storing them the run store's.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwnas.errors import ConfigError
-from hwnas.executor import Executor
-from hwnas.objectives import Constraint, Objective, total_violation
-from hwnas.search_space import Subnet
+from hwnas.model.search_space import Subnet
+from hwnas.search_core.executor import Executor
+from hwnas.search_core.objectives import Constraint, Objective, total_violation
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Objective providers for subnets of a supernet: IR costs, measured latency on a target, accuracy.
 
 They plug a supernet and a target into the search core's evaluator seam
-(:class:`~hwnas.evaluator.ObjectiveProvider`); the search itself knows neither.
+(:class:`~hwnas.search_core.evaluator.ObjectiveProvider`); the search itself knows neither.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hwnas.evaluator import Metrics, ObjectiveProvider
+from hwnas.search_core.evaluator import Metrics, ObjectiveProvider
 
 if TYPE_CHECKING:
     import torch
 
     from hwnas.ir import GraphIR
-    from hwnas.measurement import MeasurementProtocol, Measurer
-    from hwnas.model_source import LoadedSupernet
-    from hwnas.search_space import Subnet
-    from hwnas.supernet import Supernet
+    from hwnas.measurement.measurer import Measurer
+    from hwnas.measurement.protocol import MeasurementProtocol
+    from hwnas.model.loader import LoadedSupernet
+    from hwnas.model.search_space import Subnet
+    from hwnas.model.supernet import Supernet
 
 IR_METRICS = ("macs", "params", "peak_memory")
 
@@ -58,7 +59,13 @@ class IRCostProvider(ObjectiveProvider):
 
     def measure(self, subnet: Subnet) -> Metrics:
         ir = self.models.ir(subnet)
-        return Metrics({"macs": float(ir.macs), "params": float(ir.params), "peak_memory": float(ir.peak_activation_bytes)})
+        return Metrics(
+            {
+                "macs": float(ir.macs),
+                "params": float(ir.params),
+                "peak_memory": float(ir.peak_activation_bytes),
+            }
+        )
 
 
 class LatencyProvider(ObjectiveProvider):
@@ -74,10 +81,12 @@ class LatencyProvider(ObjectiveProvider):
 
     def measure(self, subnet: Subnet) -> Metrics:
         measurement = self.measurer.measure(self.models.ir(subnet))
-        return Metrics({"latency": measurement.median_ms}, tuple(s * 1e3 for s in measurement.samples_s))
+        return Metrics(
+            {"latency": measurement.median_ms}, tuple(s * 1e3 for s in measurement.samples_s)
+        )
 
     def fingerprint(self) -> str:
-        from hwnas.target import stable_hash
+        from hwnas.digests import stable_hash
 
         target = self.measurer.target
         return f"latency@{target.name}:{target.fingerprint_hash()}:{stable_hash(self.measurer.protocol.key())}"
@@ -114,7 +123,7 @@ def supernet_providers(
     needs ``target``; accuracy uses the checkpoint's data unless ``data`` is given.
     """
     from hwnas.errors import ConfigError
-    from hwnas.measurement import Measurer
+    from hwnas.measurement.measurer import Measurer
 
     known = {*IR_METRICS, "latency", "accuracy"}
     unknown = [m for m in metrics if m not in known]
@@ -135,8 +144,8 @@ def supernet_providers(
         providers.append(LatencyProvider(models, measurer))
         target_info = measurer.target.to_dict() | {"label": measurer.target.label}
     if "accuracy" in metrics:
-        from hwnas.accuracy import SubnetAccuracy
+        from hwnas.model.accuracy import SubnetAccuracy
 
         accuracy = SubnetAccuracy(loaded.supernet, loaded.module, loaded.data(data))
-        providers.append(accuracy.provider())
+        providers.append(AccuracyProvider(accuracy, accuracy.fingerprint))
     return providers, target_info

@@ -1,7 +1,7 @@
 """Accuracy of a supernet's subnets on image data: BN recalibrated on the calibration split, scored on validation.
 
 :class:`SubnetAccuracy` is what a search calls per subnet; training uses the same
-function per epoch. Training itself lives in :mod:`hwnas.training`.
+function per epoch. Training itself lives in :mod:`hwnas.model.training`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
-from hwnas.search_space import Subnet
+from hwnas.model.search_space import Subnet
 
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.datasets import ImageData
-    from hwnas.subnet_objectives import AccuracyProvider
-    from hwnas.supernet import Supernet
+    from hwnas.model.datasets import ImageData
+    from hwnas.model.supernet import Supernet
 
 EVAL_BATCH = 256
 
@@ -77,7 +76,7 @@ def subnet_accuracy(
     """
     import torch
 
-    from hwnas.bn_calibration import calibrate_subnet
+    from hwnas.model.bn_calibration import calibrate_subnet
 
     static = calibrate_subnet(supernet, module, subnet, data.calibration.batches(batch_size))
     correct = 0
@@ -153,9 +152,3 @@ class SubnetAccuracy:
                 f"accuracy:{self.supernet.name}:{weights_digest(self.module)}:{data}"
             )
         return self._fingerprint
-
-    def provider(self) -> AccuracyProvider:
-        """This evaluator as the search's ``accuracy`` objective provider."""
-        from hwnas.subnet_objectives import AccuracyProvider
-
-        return AccuracyProvider(self, self.fingerprint)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.checkpoint import CheckpointMetadata
-    from hwnas.datasets import ImageData
-    from hwnas.supernet import Supernet
+    from hwnas.model.checkpoint import CheckpointMetadata
+    from hwnas.model.datasets import ImageData
+    from hwnas.model.supernet import Supernet
 
 DEFAULT = "default"
 
@@ -32,7 +32,7 @@ class LoadedSupernet:
 
     def data(self, override: str | Path | None = None) -> ImageData:
         """The data accuracy is measured on: ``override``, else what the checkpoint was trained on, else digits."""
-        from hwnas.datasets import load_data, load_data_from_description
+        from hwnas.model.datasets import load_data, load_data_from_description
 
         if override is not None:
             return load_data(override)
@@ -42,7 +42,7 @@ class LoadedSupernet:
 
     def describe(self) -> dict[str, Any]:
         """What a run stores so that ``hwnas export RUN_DIR`` loads the same model again."""
-        from hwnas.checkpoint import checkpoint_sha256
+        from hwnas.model.checkpoint import checkpoint_sha256
 
         return {
             "source": self.source,
@@ -56,19 +56,22 @@ def load_supernet(
     name: str | None = None, *, preset: str | None = None, checkpoint: str | Path | None = None
 ) -> LoadedSupernet:
     """Load a supernet: ``checkpoint`` wins; else ``name`` (untrained, from a preset); else the embedded default."""
-    from hwnas.checkpoint import load_checkpoint
+    from hwnas.model.checkpoint import load_checkpoint
 
     if checkpoint is not None:
         path = Path(checkpoint)
-        supernet, module, metadata = load_checkpoint(path, supernet=name if name != DEFAULT else None)
+        supernet, module, metadata = load_checkpoint(
+            path, supernet=name if name != DEFAULT else None
+        )
         return LoadedSupernet(supernet, module, path, metadata, f"checkpoint {path}")
     if name is not None and name != DEFAULT:
         from hwnas.registry import supernet_class
 
         supernet = supernet_class(name).configure(preset)
-        return LoadedSupernet(supernet, supernet.build().eval(), None, None,
-                              f"{name} ({supernet.preset}, untrained)")
-    from hwnas.default_model import default_checkpoint_path
+        return LoadedSupernet(
+            supernet, supernet.build().eval(), None, None, f"{name} ({supernet.preset}, untrained)"
+        )
+    from hwnas.model.default_model import default_checkpoint_path
 
     path = default_checkpoint_path()
     supernet, module, metadata = load_checkpoint(path)
@@ -78,14 +81,16 @@ def load_supernet(
 def from_description(description: dict[str, Any]) -> LoadedSupernet:
     """Inverse of :meth:`LoadedSupernet.describe` (how export reloads a run's model)."""
     if description.get("checkpoint"):
-        from hwnas.checkpoint import checkpoint_sha256
         from hwnas.errors import ConfigError
+        from hwnas.model.checkpoint import checkpoint_sha256
 
         path = Path(description["checkpoint"])
         expected = description.get("checkpoint_sha256")
         if not path.is_file():
-            raise ConfigError(f"the run's checkpoint {path} no longer exists",
-                              hint="export with --subnet FILE --checkpoint PATH to a copy of those weights")
+            raise ConfigError(
+                f"the run's checkpoint {path} no longer exists",
+                hint="export with --subnet FILE --checkpoint PATH to a copy of those weights",
+            )
         if expected and checkpoint_sha256(path) != expected:
             raise ConfigError(
                 f"checkpoint {path} changed since the search ran (sha256 differs), so its subnets and accuracies no longer hold",
@@ -96,4 +101,6 @@ def from_description(description: dict[str, Any]) -> LoadedSupernet:
 
     arguments = description.get("supernet") or {}
     supernet = supernet_class(str(arguments.get("supernet"))).from_arguments(arguments)
-    return LoadedSupernet(supernet, supernet.build().eval(), None, None, description.get("source", ""))
+    return LoadedSupernet(
+        supernet, supernet.build().eval(), None, None, description.get("source", "")
+    )

@@ -1,7 +1,7 @@
 """The ask / evaluate / store / tell loop that drives a strategy to its evaluation budget.
 
 It owns the run-wide rules: nothing measured twice, every evaluation committed
-before the next ask, state saved after every tell. Building its parts is :mod:`hwnas.search_api`'s job.
+before the next ask, state saved after every tell. Building its parts is :mod:`hwnas.search_core.api`'s job.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwnas.evaluator import Evaluation, Evaluator
-from hwnas.executor import Executor
-from hwnas.objectives import hypervolume, normalisation_bounds, pareto_mask
-from hwnas.run_store import RunStore
-from hwnas.strategy import Strategy
+from hwnas.search_core.evaluator import Evaluation, Evaluator
+from hwnas.search_core.executor import Executor
+from hwnas.search_core.objectives import hypervolume, normalisation_bounds, pareto_mask
+from hwnas.search_core.run_store import RunStore
+from hwnas.search_core.strategy import Strategy
 
 # Consecutive asks that bring nothing new before the loop concludes the strategy is exhausted.
 MAX_IDLE_ASKS = 20

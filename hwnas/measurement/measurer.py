@@ -1,0 +1,310 @@
+"""The :class:`Measurer`: cache, compile, verify and time models on one target; ``measure`` and ``measure_many``.
+
+It ties the steps together; each lives in its own module: the protocol
+(:mod:`~hwnas.measurement.protocol`), artifacts (:mod:`~hwnas.measurement.artifact_store`),
+the worker's job (:mod:`~hwnas.measurement.timing`), isolation
+(:mod:`~hwnas.measurement.isolation`) and the cache (:mod:`~hwnas.measurement.cache`).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwnas.digests import stable_hash
+from hwnas.errors import CompileError, HwnasError
+from hwnas.measurement.artifact_store import ArtifactStore
+from hwnas.measurement.protocol import DEFAULT_PROTOCOL, MeasurementProtocol
+from hwnas.measurement.resolve import resolve_target
+from hwnas.measurement.results import Measurement, MeasurementFailure, MeasureResult, Statistics
+from hwnas.measurement.timing import WorkerReport, run_measurement, thread_env
+from hwnas.measurement.verification import fixed_inputs, reference_outputs
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hwnas.ir import GraphIR
+    from hwnas.measurement.artifact import Artifact
+    from hwnas.measurement.cache import MeasurementCache
+    from hwnas.measurement.isolation import WorkerPool
+    from hwnas.measurement.target import Target
+
+#: Models whose inputs and reference outputs a :class:`Measurer` keeps at once.
+REFERENCES_KEPT = 8
+
+
+class Measurer:
+    """Compiles, verifies, times (isolated) and caches models on one target.
+
+    ``cache=True`` uses the default cache under ``~/.cache/hwnas`` (or
+    ``$HWNAS_CACHE_DIR``), a path or :class:`MeasurementCache` another one,
+    ``None`` none. Artifacts are kept under ``artifact_dir`` (default: next
+    to the cache), keyed by target fingerprint and IR key, and reused.
+    """
+
+    def __init__(
+        self,
+        target: Target | str,
+        protocol: MeasurementProtocol = DEFAULT_PROTOCOL,
+        *,
+        cache: MeasurementCache | str | Path | bool | None = True,
+        artifact_dir: str | Path | None = None,
+        pool: WorkerPool | None = None,
+    ) -> None:
+        from hwnas.measurement.cache import MeasurementCache, default_cache_dir
+        from hwnas.measurement.isolation import default_pool
+
+        self.target = resolve_target(target) if isinstance(target, str) else target
+        self.target.check_available()
+        self.protocol = protocol
+        if cache is True:
+            self.cache: MeasurementCache | None = MeasurementCache()
+        elif cache is None or cache is False:
+            self.cache = None
+        elif isinstance(cache, MeasurementCache):
+            self.cache = cache
+        else:
+            self.cache = MeasurementCache(Path(cache))
+        self.artifact_dir = (
+            Path(artifact_dir) if artifact_dir else default_cache_dir() / "artifacts"
+        )
+        self.pool = pool or default_pool()
+        self.threads = self.target.threads(protocol.threads)
+        self._fingerprint = self.target.fingerprint()
+        self._fingerprint_hash = stable_hash(self._fingerprint)
+        self.artifacts = ArtifactStore(self.artifact_dir, self.target, self._fingerprint_hash)
+        self._references: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._lock = threading.Lock()  # guards the references (measure_many runs threads)
+
+    # -- keys --------------------------------------------------------------
+
+    def cache_key(self, ir: GraphIR) -> str:
+        """(IR key, input shapes, target fingerprint, protocol, threads) hashed: one measurement's identity."""
+        return stable_hash(
+            {
+                "ir": ir.key,
+                "inputs": [str(spec) for spec in ir.input_specs],
+                "target": self.target.kind,
+                "fingerprint": self._fingerprint_hash,
+                "protocol": self.protocol.key(),
+                "threads": self.threads,
+            },
+            length=64,
+        )
+
+    def artifact_root(self, ir: GraphIR) -> Path:
+        return self.artifacts.path(ir)
+
+    # -- steps ---------------------------------------------------------------
+
+    def cached(self, ir: GraphIR) -> Measurement | None:
+        """The cached measurement of ``ir`` on this target and protocol, if any."""
+        if self.cache is None:
+            return None
+        return self.cache.get(self.cache_key(ir))
+
+    def compile(self, ir: GraphIR) -> Artifact:
+        """Compile ``ir`` (or reuse the artifact compiled before for the same target fingerprint)."""
+        return self.artifacts.compile(ir)
+
+    def run_isolated(
+        self, artifact: Artifact, ir: GraphIR, slot: int = 0
+    ) -> tuple[WorkerReport | None, MeasurementFailure | None, int]:
+        """Verify and time ``artifact`` in worker ``slot``; retries when a remote device is lost."""
+        inputs, reference = self.reference(ir)
+        env = thread_env(self.threads) if not self.target.remote else {}
+        worker = self.pool.worker(env, slot)
+        lost: list[str] = []
+        for attempt in range(1 + self.protocol.device_retries):
+            outcome = worker.call(
+                run_measurement,
+                (self.target, artifact, inputs, reference, self.protocol, self.threads),
+                timeout=self.protocol.timeout_s,
+            )
+            if not outcome.ok:
+                kind = outcome.failure
+                return (
+                    None,
+                    self._failure(ir, kind, outcome.reason, outcome.traceback, outcome.seconds),
+                    attempt,
+                )
+            report: WorkerReport = outcome.value
+            if report.status == "ok":
+                return report, None, attempt
+            if report.status == "device_lost":
+                lost.append(report.reason)
+                continue
+            return (
+                None,
+                self._failure(ir, report.status, report.reason, report.traceback, outcome.seconds),
+                attempt,
+            )
+        reason = f"device lost {len(lost)} time(s); last: {lost[-1]}"
+        return None, self._failure(ir, "device_lost", reason), len(lost) - 1
+
+    def reference(self, ir: GraphIR) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The fixed inputs of ``ir`` and the reference outputs every target must reproduce."""
+        with self._lock:
+            found = self._references.get(ir.key)
+            if found is None:
+                inputs = fixed_inputs(ir)
+                found = (inputs, reference_outputs(ir, inputs))
+                if len(self._references) >= REFERENCES_KEPT:
+                    self._references.pop(next(iter(self._references)))
+                self._references[ir.key] = found
+            return found
+
+    def _failure(
+        self, ir: GraphIR, kind: str, reason: str, tb: str = "", seconds: float = 0.0
+    ) -> MeasurementFailure:
+        return MeasurementFailure(self.target.label, ir.key, kind, reason, tb, seconds)
+
+    def measure_one(self, ir: GraphIR, slot: int = 0) -> MeasureResult:
+        """Cache, compile, verify, time, cache again; never raises for one model's failure."""
+        start = time.perf_counter()
+        hit = self.cached(ir)
+        if hit is not None:
+            return hit
+        try:
+            artifact = self.compile(ir)
+        except HwnasError as exc:
+            return self._failure(ir, "compile", exc.message, traceback.format_exc())
+        report, failure, retries = self.run_isolated(artifact, ir, slot)
+        if failure is not None:
+            return failure
+        assert report is not None
+        measurement = self._measurement(ir, artifact, report, retries, time.perf_counter() - start)
+        if self.cache is not None:
+            self.cache.put(self.cache_key(ir), measurement, target=self.target.label)
+        return measurement
+
+    def _measurement(
+        self, ir: GraphIR, artifact: Artifact, report: WorkerReport, retries: int, seconds: float
+    ) -> Measurement:
+        attempts = report.attempts
+        kept = min(range(len(attempts)), key=lambda i: Statistics.of(attempts[i]).cv)
+        samples = attempts[kept]
+        stats = Statistics.of(samples)
+        shapes = tuple(tuple(spec.shape) for spec in ir.input_specs)
+        items = shapes[0][0] if shapes and shapes[0] else 1
+        return Measurement(
+            target=self.target.label,
+            fingerprint=self._fingerprint,
+            fingerprint_hash=self._fingerprint_hash,
+            ir_key=ir.key,
+            input_shapes=shapes,
+            protocol=self.protocol,
+            threads=self.threads,
+            samples_s=samples,
+            discarded_s=tuple(a for i, a in enumerate(attempts) if i != kept),
+            timer=report.timer,
+            median_s=stats.median,
+            p90_s=stats.p90,
+            iqr_s=stats.iqr,
+            mean_s=stats.mean,
+            cv=stats.cv,
+            throughput=items / stats.median if stats.median > 0 else math.inf,
+            noisy=stats.cv > self.protocol.cv_threshold,
+            max_abs_error=report.max_abs_error,
+            peak_memory_bytes=report.peak_memory_bytes,
+            macs=_optional_int(getattr(ir, "macs", None)),
+            device=dict(report.device),
+            retries=retries,
+            compile_s=artifact.compile_s,
+            measure_s=seconds,
+            created=time.time(),
+        )
+
+    def measure(self, ir: GraphIR) -> Measurement:
+        """Measure one model; a failure raises :class:`~hwnas.errors.MeasurementError` (compile: CompileError)."""
+        result = self.measure_one(ir)
+        if isinstance(result, MeasurementFailure):
+            if result.kind == "compile":
+                raise CompileError(result.reason)
+            raise result.to_error()
+        return result
+
+    def measure_many(
+        self,
+        irs: Iterable[GraphIR],
+        *,
+        on_result: Callable[[int, MeasureResult], None] | None = None,
+    ) -> list[MeasureResult]:
+        """Measure several models; remote targets spread them over all free devices at once.
+
+        Results come back in input order; ``on_result(index, result)`` is called
+        as each finishes. One model's failure never stops the others.
+        """
+        models = list(irs)
+        slots = max(1, min(self.target.parallel_slots(), len(models)))
+        results: list[MeasureResult | None] = [None] * len(models)
+        free: queue.Queue[int] = queue.Queue()
+        for slot in range(slots):
+            free.put(slot)
+
+        def job(index: int) -> None:
+            slot = free.get()
+            try:
+                result = self.measure_one(models[index], slot)
+            finally:
+                free.put(slot)
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+        if slots == 1:
+            for index in range(len(models)):
+                job(index)
+        else:
+            with ThreadPoolExecutor(
+                max_workers=slots, thread_name_prefix="hwnas-measure"
+            ) as executor:
+                for future in [executor.submit(job, i) for i in range(len(models))]:
+                    future.result()
+        return [r for r in results if r is not None]
+
+
+def measure(
+    target: Target | str,
+    ir: GraphIR,
+    protocol: MeasurementProtocol = DEFAULT_PROTOCOL,
+    *,
+    cache: MeasurementCache | str | Path | bool | None = True,
+    artifact_dir: str | Path | None = None,
+) -> Measurement:
+    """Compile ``ir`` for ``target``, check its outputs against torch, time it in a worker, cache it.
+
+    The same (IR, input shape, target fingerprint, protocol) is never measured
+    twice: a cached result comes back with ``cached=True``. Raises
+    :class:`~hwnas.errors.MeasurementError` for a crash, hang, output
+    mismatch or lost device, :class:`~hwnas.errors.CompileError` if it does not compile.
+    """
+    return Measurer(target, protocol, cache=cache, artifact_dir=artifact_dir).measure(ir)
+
+
+def measure_many(
+    target: Target | str,
+    irs: Iterable[GraphIR],
+    protocol: MeasurementProtocol = DEFAULT_PROTOCOL,
+    *,
+    cache: MeasurementCache | str | Path | bool | None = True,
+    artifact_dir: str | Path | None = None,
+    on_result: Callable[[int, MeasureResult], None] | None = None,
+) -> list[MeasureResult]:
+    """Measure several models on one target; failures come back as :class:`MeasurementFailure`."""
+    measurer = Measurer(target, protocol, cache=cache, artifact_dir=artifact_dir)
+    return measurer.measure_many(irs, on_result=on_result)
+
+
+def _optional_int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
