@@ -11,16 +11,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import CompileError, ConfigError
-from hwnas.hookspecs import hookimpl
-from hwnas.measurement import host
-from hwnas.measurement.artifact import Artifact
-from hwnas.measurement.target import Availability, Runner, Target
+from hwnas import (
+    Artifact,
+    Availability,
+    CompileError,
+    ConfigError,
+    Runner,
+    Target,
+    cpu_fingerprint,
+    gpu_fingerprint,
+    has_nvidia_gpu,
+    hookimpl,
+    module_available,
+    package_version,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from hwnas.ir import GraphIR
+    from hwnas import GraphIR
 
 LOADER = "onnxruntime-session"
 SOURCE = "model.onnx"
@@ -117,10 +126,10 @@ class OnnxRuntimeTarget(Target):
         return tuple(f"onnxruntime:{d}" for d in PROVIDERS)
 
     def available(self) -> Availability:
-        if not host.module_available("onnxruntime"):
+        if not module_available("onnxruntime"):
             return Availability.no("onnxruntime is not installed (pip install onnxruntime)")
         if self.device == "cuda":
-            if not host.has_nvidia_gpu():
+            if not has_nvidia_gpu():
                 return Availability.no("no NVIDIA GPU/driver on this machine")
             if not _has_cuda_provider():
                 return Availability.no(
@@ -129,7 +138,7 @@ class OnnxRuntimeTarget(Target):
         return Availability.yes()
 
     def fingerprint(self) -> dict[str, Any]:
-        version = host.package_version("onnxruntime") or host.package_version("onnxruntime-gpu")
+        version = package_version("onnxruntime") or package_version("onnxruntime-gpu")
         fp: dict[str, Any] = {
             "runtime": "onnxruntime",
             "version": version,
@@ -137,8 +146,8 @@ class OnnxRuntimeTarget(Target):
             "opt": self.level,
         }
         if self.device == "cuda":
-            fp.update(host.gpu_fingerprint())
-        fp.update(host.cpu_fingerprint(self.pinned_threads()))
+            fp.update(gpu_fingerprint())
+        fp.update(cpu_fingerprint(self.pinned_threads()))
         return fp
 
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.hookspecs import hookimpl
+from hwnas import hookimpl
 
 # name -> (spec, description)
 PRESETS: dict[str, tuple[str, str]] = {

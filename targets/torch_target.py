@@ -11,16 +11,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import CompileError
-from hwnas.hookspecs import hookimpl
-from hwnas.measurement import host
-from hwnas.measurement.artifact import Artifact
-from hwnas.measurement.target import Availability, Runner, Target
+from hwnas import (
+    Artifact,
+    Availability,
+    CompileError,
+    Runner,
+    Target,
+    cpu_fingerprint,
+    gpu_fingerprint,
+    has_nvidia_gpu,
+    hookimpl,
+    module_available,
+    package_version,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from hwnas.ir import GraphIR
+    from hwnas import GraphIR
 
 LOADER = "torch-export"
 ENTRY = "model.pt2"
@@ -90,11 +98,11 @@ class TorchTarget(Target):
         return tuple(f"torch:{d}" for d in DEVICES)
 
     def available(self) -> Availability:
-        version = host.package_version("torch")
-        if version is None or not host.module_available("torch"):
+        version = package_version("torch")
+        if version is None or not module_available("torch"):
             return Availability.no("torch is not installed (pip install torch)")
         if self.device == "cuda":
-            if not host.has_nvidia_gpu():
+            if not has_nvidia_gpu():
                 return Availability.no("no NVIDIA GPU/driver on this machine")
             if "+cpu" in version:
                 return Availability.no(f"torch {version} is a CPU-only build")
@@ -103,13 +111,13 @@ class TorchTarget(Target):
     def fingerprint(self) -> dict[str, Any]:
         fp: dict[str, Any] = {
             "runtime": "torch",
-            "version": host.package_version("torch"),
+            "version": package_version("torch"),
             "device": self.device,
         }
         if self.device == "cuda":
-            fp.update(host.gpu_fingerprint())
+            fp.update(gpu_fingerprint())
         # torch's CPU kernels run with every thread setting; the CPU still matters for CUDA launches
-        fp.update(host.cpu_fingerprint(self.pinned_threads()))
+        fp.update(cpu_fingerprint(self.pinned_threads()))
         return fp
 
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:

@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import CompileError
-from hwnas.measurement.target import usable_cores
+from hwnas import CompileError, usable_cores
 
 if TYPE_CHECKING:
-    from hwnas.ir import GraphIR
-    from hwnas.measurement.artifact import Artifact
-    from hwnas.measurement.target import Target
+    from hwnas import Artifact, GraphIR, Target
 
 LIBRARY = "model.so"
 MS_LOGGER = "tvm.s_tir.meta_schedule"
@@ -414,7 +411,7 @@ def library_artifact(
     target: Target, ir: GraphIR, workdir: Path, details: Mapping[str, Any], started: float
 ) -> Artifact:
     """The :class:`~hwnas.measurement.artifact.Artifact` of a Relax library that :func:`build` wrote for ``target``."""
-    from hwnas.measurement.artifact import Artifact
+    from hwnas import Artifact
 
     return Artifact.create(
         target=target.name,

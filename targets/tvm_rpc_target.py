@@ -14,18 +14,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import ConfigError
-from hwnas.hookspecs import hookimpl
-from hwnas.measurement import host
-from hwnas.measurement.artifact import Artifact
-from hwnas.measurement.target import Availability, Runner, Target, stable_hash
+from hwnas import (
+    Artifact,
+    Availability,
+    ConfigError,
+    Runner,
+    Target,
+    hookimpl,
+    module_available,
+    package_version,
+    stable_hash,
+)
 from hwnas_targets import rpc_tracker
 from hwnas_targets.tvm_compile import LIBRARY, Tuning, build, library_artifact
 from hwnas_targets.tvm_runner import RelaxVMRunner
 from hwnas_targets.tvm_target import PIPELINE_VERSION, tuning_root
 
 if TYPE_CHECKING:
-    from hwnas.ir import GraphIR
+    from hwnas import GraphIR
 
 # board architecture -> (LLVM triple, cross compiler, default mattr)
 ARCHES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -104,7 +110,7 @@ class TvmRpcTarget(Target):
         return (f"tvm-rpc:aarch64@127.0.0.1:{DEFAULT_PORT}?key=rasp4",)
 
     def available(self) -> Availability:
-        if not host.module_available("tvm"):
+        if not module_available("tvm"):
             return Availability.no("TVM is not installed (pip install apache-tvm[rpc])")
         if not shutil.which(self.compiler):
             return Availability.no(
@@ -131,7 +137,7 @@ class TvmRpcTarget(Target):
     def fingerprint(self) -> dict[str, Any]:
         return {
             "runtime": "tvm",
-            "version": host.package_version("apache-tvm"),
+            "version": package_version("apache-tvm"),
             "device": self.arch,
             "triple": self.triple,
             "mcpu": self.spec.option("mcpu") or "generic",

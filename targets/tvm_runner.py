@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from hwnas.measurement.target import Runner
+from hwnas import Runner
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,10 +12,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.hookspecs import hookimpl
-from hwnas.measurement import host
-from hwnas.measurement.artifact import Artifact
-from hwnas.measurement.target import Availability, Runner, Target, stable_hash
+from hwnas import (
+    Artifact,
+    Availability,
+    Runner,
+    Target,
+    cpu_fingerprint,
+    cuda_compute_capability,
+    gpu_fingerprint,
+    has_nvidia_gpu,
+    hookimpl,
+    module_available,
+    package_version,
+    stable_hash,
+)
 from hwnas_targets.tvm_compile import (
     LIBRARY,
     Tuning,
@@ -26,7 +36,7 @@ from hwnas_targets.tvm_compile import (
 )
 
 if TYPE_CHECKING:
-    from hwnas.ir import GraphIR
+    from hwnas import GraphIR
 
 DEVICES = ("llvm", "cuda")
 #: Bumped when the compile pipeline changes, so cached results of the old one are not reused.
@@ -34,7 +44,7 @@ PIPELINE_VERSION = 1
 
 
 def tuning_root() -> Path:
-    from hwnas.measurement.cache import default_cache_dir
+    from hwnas import default_cache_dir
 
     return default_cache_dir() / "tvm-tuning"
 
@@ -59,14 +69,14 @@ class TvmTarget(Target):
         return tuple(f"tvm:{d}" for d in DEVICES)
 
     def available(self) -> Availability:
-        if not host.module_available("tvm"):
+        if not module_available("tvm"):
             return Availability.no("TVM is not installed (pip install apache-tvm)")
         if self.device == "cuda":
-            if not host.has_nvidia_gpu():
+            if not has_nvidia_gpu():
                 return Availability.no("no NVIDIA GPU/driver on this machine")
             if not _tvm_has_cuda_runtime():
                 return Availability.no("this TVM build has no CUDA runtime")
-            if not (host.module_available("cuda.bindings") or shutil.which("nvcc")):
+            if not (module_available("cuda.bindings") or shutil.which("nvcc")):
                 return Availability.no(
                     "TVM needs NVRTC (pip install cuda-python) or nvcc to compile CUDA"
                 )
@@ -75,15 +85,15 @@ class TvmTarget(Target):
     def fingerprint(self) -> dict[str, Any]:
         fp: dict[str, Any] = {
             "runtime": "tvm",
-            "version": host.package_version("apache-tvm"),
+            "version": package_version("apache-tvm"),
             "device": self.device,
             "mcpu": self.spec.option("mcpu") or "host",
             "pipeline": PIPELINE_VERSION,
             "trials": self.trials,
         }
         if self.device == "cuda":
-            fp.update(host.gpu_fingerprint())
-        fp.update(host.cpu_fingerprint(self.pinned_threads()))
+            fp.update(gpu_fingerprint())
+        fp.update(cpu_fingerprint(self.pinned_threads()))
         return fp
 
     def tuning_dir(self) -> Path:
@@ -102,7 +112,7 @@ class TvmTarget(Target):
         }
         if self.device == "llvm":
             return llvm
-        arch = cuda_arch(host.cuda_compute_capability())
+        arch = cuda_arch(cuda_compute_capability())
         cuda: dict[str, Any] = {"kind": "cuda", "host": llvm}
         if arch:
             cuda["arch"] = arch
@@ -110,7 +120,7 @@ class TvmTarget(Target):
 
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
         start = time.perf_counter()
-        if self.device == "cuda" and not host.module_available("cuda.bindings"):
+        if self.device == "cuda" and not module_available("cuda.bindings"):
             os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
         tuning = None
         if self.trials:

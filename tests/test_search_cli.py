@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.search_core import nb201
 from hwnas.cli import main
+from hwnas.search_core import nb201
 from hwnas.search_core.run_store import RunStore
 
 needs_tables = pytest.mark.skipif(
@@ -85,7 +85,7 @@ def test_search_nb201_end_to_end_and_resume(plugin_host, tmp_path: Path, capsys)
         (["--target", "jetson"], "no NAS-Bench-201 latency table for device 'jetson'"),
         (["--strategy", "bayes"], "unknown search strategy 'bayes'"),
         (["--objectives", "accuracy,macs"], "no 'macs'"),
-        (["--set", "population_size"], "write NAME=VALUE"),
+        (["--set", "population_size"], "expected NAME=VALUE"),
         (["--set", "population_size=big"], "cannot read 'big' as int"),
         (["--budget", "0"], "budget must be at least 1"),
     ],

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hwnas import registry
 from hwnas.errors import ConfigError, UnknownNameError
 from hwnas.model.bn_calibration import batch_norm_layers, calibrate_subnet, recalibrate_batch_norm
+from hwnas.model.checkpoint import load_checkpoint, write_checkpoint
 from hwnas.model.supernet import Supernet
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 from hwnas_plugins.supernets.resnet import ElasticResNetSupernet
@@ -253,8 +254,8 @@ def test_arguments_rebuild_the_same_supernet(cls, preset):
 
 def test_checkpoint_round_trip_and_mismatch(tmp_path):
     supernet, module = built(OFAMobileNetV3, "tiny")
-    path = supernet.save_checkpoint(module, tmp_path / "ckpt.pt", epoch=3)
-    loaded, restored = OFAMobileNetV3.load_checkpoint(path)
+    path = write_checkpoint(tmp_path / "ckpt.pt", supernet, module, epoch=3)
+    loaded, restored, _ = load_checkpoint(path)
     assert loaded.settings == supernet.settings
     subnet = supernet.space.sample(11)
     x = supernet.example_input(subnet)
@@ -267,11 +268,11 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         wider.load_state_dict(wider.build(), module.state_dict())
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not an hwnas supernet checkpoint"):
-        OFAMobileNetV3.load_checkpoint(tmp_path / "other.pt")
+        load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="does not exist"):
-        OFAMobileNetV3.load_checkpoint(tmp_path / "missing.pt")
-    with pytest.raises(ConfigError, match="arguments are for supernet 'ofa-mbv3'"):
-        ElasticResNetSupernet.load_checkpoint(path)
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ConfigError, match="holds supernet 'ofa-mbv3', not 'elastic-resnet'"):
+        load_checkpoint(path, supernet="elastic-resnet")
 
 
 def test_training_a_subnet_updates_only_its_slice():

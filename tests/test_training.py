@@ -257,7 +257,7 @@ def test_cli_train_bad_data_path_exits_2(tmp_path):
     "args, message",
     [
         (["--set", "no_such_setting=1"], "no setting 'no_such_setting'"),
-        (["--set", "resolutions"], "expected KEY=VALUE"),
+        (["--set", "resolutions"], "expected FIELD=VALUE"),
         (["--preset", "huge"], "no preset 'huge'"),
     ],
 )

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hwnas.cli.options import load_model, resolve_available_targets, supernet_options
 from hwnas.cli.output import print_table
-from hwnas.errors import ConfigError, TargetUnavailableError, UnknownTargetError
+from hwnas.errors import ConfigError
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
@@ -33,35 +34,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not shape or any(d < 1 for d in shape):
         raise ConfigError(f"--shape {text!r}: expected positive dimensions like 1x3x224x224")
     return shape
-
-
-def resolve_targets(specs: Sequence[str]) -> list[Target]:
-    """Every requested target, configured and available here; errors list what is available."""
-    from hwnas.cli.targets_cmd import target_rows
-    from hwnas.measurement.resolve import resolve_target
-
-    def available_here() -> str:
-        rows = target_rows()
-        names = [r["target"] for r in rows if r.get("available")]
-        names += [r["target"] for r in rows if "preset_for" in r]
-        return ", ".join(names) or "none"
-
-    targets = []
-    for spec in specs:
-        try:
-            target = resolve_target(spec)
-        except UnknownTargetError as exc:
-            raise UnknownTargetError(
-                exc.message, hint=f"available here: {available_here()}"
-            ) from None
-        availability = target.available()
-        if not availability:
-            raise TargetUnavailableError(
-                f"target {spec} cannot run here: {availability.reason}",
-                hint=f"available here: {available_here()} (see `hwnas targets`)",
-            )
-        targets.append(target)
-    return targets
 
 
 def model_from_factory(reference: str, shape: tuple[int, ...] | None) -> GraphIR:
@@ -104,15 +76,11 @@ def model_from_subnet(
     settings: Sequence[str],
     checkpoint: Path | None,
 ) -> GraphIR:
-    from hwnas.cli.space_cmd import load_supernet
     from hwnas.ir import GraphIR
 
-    net = load_supernet(supernet, preset, settings)
-    if checkpoint is not None:
-        net, module = type(net).load_checkpoint(checkpoint)
-    else:
-        module = net.build()
-    return GraphIR.from_subnet(net, module, net.space.load_subnet(subnet_file))
+    loaded = load_model(supernet, preset, settings, checkpoint)
+    space = loaded.supernet.space
+    return GraphIR.from_subnet(loaded.supernet, loaded.module, space.load_subnet(subnet_file))
 
 
 def result_rows(
@@ -243,15 +211,7 @@ def _protocol(
 @click.option(
     "--shape", help="Input shape for --torch factories that return only a module, e.g. 1x3x224x224."
 )
-@click.option("--preset", default=None, help="Supernet preset (with SUPERNET).")
-@click.option(
-    "--set", "settings", multiple=True, metavar="FIELD=VALUE", help="Supernet setting override."
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(path_type=Path),
-    help="Supernet weights (Supernet.save_checkpoint).",
-)
+@supernet_options
 @click.option("--threads", type=int, help="Threads for every target that does not pin its own.")
 @click.option(
     "--repeats", type=int, default=20, show_default=True, help="Timed samples per target."
@@ -326,7 +286,7 @@ def bench(
     specs = [s.strip() for s in target_list.split(",") if s.strip()]
     if not specs:
         raise ConfigError("--targets is empty", hint="e.g. --targets onnxruntime:cpu,tvm:llvm")
-    targets = resolve_targets(specs)
+    targets = resolve_available_targets(specs)
     protocol = _protocol(threads, repeats, min_repeat_ms, warmup, timeout)
     cache: Any = None if no_cache else (cache_path or True)
 

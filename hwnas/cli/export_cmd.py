@@ -48,14 +48,13 @@ def export(
     run_dir, pick, subnet_file, supernet, preset, checkpoint, target_spec, out, overwrite, repeats
 ) -> None:
     """Compile a subnet for a target into OUT: library, ONNX, weights, manifest.json and run.py."""
+    from hwnas.cli.options import load_model, resolve_available_targets
     from hwnas.deploy.export import Pick, export_subnet
     from hwnas.errors import ConfigError
     from hwnas.measurement.protocol import MeasurementProtocol
-    from hwnas.measurement.resolve import resolve_target
-    from hwnas.model.loader import from_description, load_supernet
+    from hwnas.model.loader import from_description
 
-    target = resolve_target(target_spec)
-    target.check_available()
+    (target,) = resolve_available_targets([target_spec])
     accuracy = None
     if (run_dir is None) == (subnet_file is None):
         raise ConfigError(
@@ -81,7 +80,7 @@ def export(
         subnet, accuracy = chosen.subnet, chosen.values.get("accuracy")
         store.close()
     else:
-        model = load_supernet(supernet, preset=preset, checkpoint=checkpoint)
+        model = load_model(supernet, preset, (), checkpoint)
         subnet = model.supernet.space.load_subnet(subnet_file)
     click.echo(f"exporting {subnet.key} of {model.source} for {target.name} ...", err=True)
     result = export_subnet(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from hwnas.cli.options import load_model, supernet_options
 from hwnas.cli.output import print_json, print_table
-from hwnas.cli.space_cmd import load_supernet, supernet_options
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -18,6 +18,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 @click.command()
+@click.argument("supernet")
 @supernet_options
 @click.argument("subnet_file", metavar="SUBNET.json", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the IR as JSON instead of tables.")
@@ -31,21 +32,15 @@ def _shape(shape: tuple[int, ...]) -> str:
     default=None,
     help="Also write the subnet as ONNX here.",
 )
-@click.option(
-    "--checkpoint",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Supernet weights saved by Supernet.save_checkpoint (its settings replace --preset/--set).",
-)
 def ir(
     supernet: str,
     preset: str | None,
     settings: tuple[str, ...],
+    checkpoint: Path | None,
     subnet_file: Path,
     as_json: bool,
     batch: int,
     onnx_path: Path | None,
-    checkpoint: Path | None,
 ) -> None:
     """Build the graph IR of the subnet in SUBNET.json and show its ops, kernel groups and totals."""
     from hwnas.errors import ConfigError
@@ -53,12 +48,8 @@ def ir(
 
     if batch < 1:
         raise ConfigError(f"--batch {batch}: must be at least 1")
-    net = load_supernet(supernet, preset, settings)
-    if checkpoint is not None:
-        # the checkpoint's own settings win: its weights only fit the network they were trained in
-        net, module = type(net).load_checkpoint(checkpoint)
-    else:
-        module = net.build()
+    loaded = load_model(supernet, preset, settings, checkpoint)
+    net, module = loaded.supernet, loaded.module
     chosen = net.space.load_subnet(subnet_file)
     graph = GraphIR.from_subnet(net, module, chosen, batch=batch)
     if onnx_path is not None:

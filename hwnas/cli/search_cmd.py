@@ -134,6 +134,7 @@ def search(
     Example: hwnas search --space nb201 --target raspi4 --strategy linas
     --budget 200 --constraint 'latency<=20ms' --out runs/nb201-linas
     """
+    from hwnas.cli.options import parse_pairs
     from hwnas.errors import ConfigError
     from hwnas.search_core.api import search as run_search
     from hwnas.search_core.objectives import parse_objectives
@@ -149,14 +150,7 @@ def search(
         )
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    pairs: dict[str, str] = {}
-    for item in settings:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(
-                f"--set {item!r}: write NAME=VALUE", hint="e.g. --set population_size=20"
-            )
-        pairs[name.strip()] = value.strip()
+    pairs = parse_pairs(settings, example="population_size=20")
     with _ProgressBar(budget, problem["objectives"], enabled=not quiet) as bar:
         try:
             result = run_search(
@@ -196,15 +190,15 @@ def _supernet_problem(
     objectives: tuple[Any, ...],
     constraints: tuple[str, ...],
 ) -> dict[str, Any]:
+    from hwnas.cli.options import load_model
     from hwnas.measurement.protocol import MeasurementProtocol
-    from hwnas.model.loader import load_supernet
     from hwnas.search_core.objectives import parse_constraints
     from hwnas.search_core.subnet_objectives import supernet_providers
 
     metrics = [o.name for o in objectives] + [
         c.metric for c in parse_constraints(constraints, objectives)
     ]
-    loaded = load_supernet(supernet, preset=preset, checkpoint=checkpoint)
+    loaded = load_model(supernet, preset, (), checkpoint)
     protocol = MeasurementProtocol(repeats=repeats)
     providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
     emulated = target_info.get("fingerprint", {}).get("emulated")

@@ -6,10 +6,11 @@ The JSON (``{"space": ..., "config": ...}``) is what ``hwnas ir`` and other comm
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from hwnas.cli.space_cmd import load_supernet, supernet_options
+from hwnas.cli.options import load_model, supernet_options
 from hwnas.errors import ConfigError
 
 
@@ -19,6 +20,7 @@ def subnet() -> None:
 
 
 @subnet.command("sample")
+@click.argument("supernet")
 @supernet_options
 @click.option(
     "--smallest", is_flag=True, help="The smallest subnet (every numeric gene at its minimum)."
@@ -34,6 +36,7 @@ def sample(
     supernet: str,
     preset: str | None,
     settings: tuple[str, ...],
+    checkpoint: Path | None,
     smallest: bool,
     largest: bool,
     seed: int | None,
@@ -42,7 +45,7 @@ def sample(
     """Print a subnet of SUPERNET as canonical JSON: random by default, or --smallest / --largest."""
     if smallest and largest:
         raise ConfigError("--smallest and --largest exclude each other")
-    space = load_supernet(supernet, preset, settings).space
+    space = load_model(supernet, preset, settings, checkpoint).supernet.space
     if smallest:
         chosen = space.smallest()
     elif largest:

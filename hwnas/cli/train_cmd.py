@@ -74,22 +74,6 @@ def rich_progress() -> TrainingProgress:
     return RichProgress()
 
 
-def parse_settings(values: tuple[str, ...]) -> dict[str, str]:
-    """``--set key=value`` pairs as a dict (values stay strings; the supernet converts them)."""
-    from hwnas.errors import ConfigError
-
-    settings: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"--set {item!r}: expected KEY=VALUE",
-                hint="e.g. --set in_channels=3 --set num_classes=5",
-            )
-        settings[key.strip()] = value.strip()
-    return settings
-
-
 @click.command()
 @click.argument("supernet")
 @click.option(
@@ -176,8 +160,9 @@ def train(
     """
     import torch
 
+    from hwnas.cli.options import parse_pairs
     from hwnas.cli.output import print_json
-    from hwnas.model.checkpoint import checkpoint_sha256, save_checkpoint
+    from hwnas.model.checkpoint import check_writable, checkpoint_sha256, save_checkpoint
     from hwnas.model.datasets import load_data
     from hwnas.model.training import TrainingConfig, TrainingProgress, train_supernet
     from hwnas.registry import supernet_class
@@ -192,7 +177,10 @@ def train(
     )
     if threads is not None:
         torch.set_num_threads(threads)
-    model = supernet_class(supernet).configure(preset, parse_settings(settings))
+    check_writable(out)
+    model = supernet_class(supernet).configure(
+        preset, parse_pairs(settings, example="in_channels=3", placeholder="FIELD")
+    )
     images = load_data(data, seed=seed)
     torch.manual_seed(seed)
     module = model.build()

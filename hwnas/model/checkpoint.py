@@ -1,8 +1,8 @@
 """Trained-supernet checkpoints: weights plus metadata (supernet, space, data, training, accuracies).
 
-The file is :meth:`Supernet.save_checkpoint`'s format with a ``metadata`` entry
-added, so ``Supernet.load_checkpoint`` reads it too; this module adds the
-metadata, clear errors for wrong or damaged files, and a content hash for manifests.
+The one reader and writer of checkpoint files: ``torch.save`` of
+``{format, arguments, state_dict, metadata}``, written atomically, read with
+``weights_only=True`` (no pickled code runs), with clear errors for wrong or damaged files.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError, UnknownNameError
+
+CHECKPOINT_FORMAT = "hwnas-supernet/1"
 
 if TYPE_CHECKING:
     import torch
@@ -73,8 +75,58 @@ def save_checkpoint(
         hwnas_version=hwnas.__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    supernet.save_checkpoint(module, path, metadata=metadata.to_dict())
+    write_checkpoint(path, supernet, module, metadata=metadata.to_dict())
     return metadata
+
+
+def write_checkpoint(
+    path: str | Path, supernet: Supernet, module: torch.nn.Module, **extra: Any
+) -> Path:
+    """Write ``{format, arguments, state_dict, **extra}`` atomically: a temporary file renamed into place."""
+    import os
+    import tempfile
+
+    import torch
+
+    path = Path(path)
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "arguments": supernet.arguments,
+                "state_dict": module.state_dict(),
+                **extra,
+            },
+            tmp,
+        )
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise :class:`ConfigError` now (before hours of training) if a checkpoint cannot be written at ``path``."""
+    import os
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a directory", hint="give a file path, e.g. runs/net.pt")
+    parent = path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"--out {path}: {existing} is a file, not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot create {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(
+            f"--out {path}: {parent} is not writable", hint="choose a folder you can write to"
+        )
 
 
 def load_checkpoint(
@@ -84,7 +136,6 @@ def load_checkpoint(
 
     ``supernet`` names the supernet the caller expects; a checkpoint of another raises.
     """
-    from hwnas.model.supernet import CHECKPOINT_FORMAT
     from hwnas.registry import supernet_class
 
     path = Path(path)

@@ -6,9 +6,12 @@ Every CLI command that takes ``--supernet/--preset/--checkpoint`` loads through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hwnas.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -53,12 +56,27 @@ class LoadedSupernet:
 
 
 def load_supernet(
-    name: str | None = None, *, preset: str | None = None, checkpoint: str | Path | None = None
+    name: str | None = None,
+    *,
+    preset: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> LoadedSupernet:
-    """Load a supernet: ``checkpoint`` wins; else ``name`` (untrained, from a preset); else the embedded default."""
+    """The one way a supernet is loaded: from ``checkpoint``, else ``name`` (untrained), else the embedded default.
+
+    A checkpoint fixes the architecture, so ``preset`` and ``overrides`` cannot
+    be combined with it; ``name`` then only states which supernet it must hold.
+    ``overrides`` are settings fields as text (the CLI's ``--set``).
+    """
     from hwnas.model.checkpoint import load_checkpoint
 
     if checkpoint is not None:
+        if preset is not None or overrides:
+            raise ConfigError(
+                f"checkpoint {checkpoint} fixes the supernet's architecture, "
+                "so --preset/--set cannot change it",
+                hint="drop --preset/--set, or train a checkpoint with those settings",
+            )
         path = Path(checkpoint)
         supernet, module, metadata = load_checkpoint(
             path, supernet=name if name != DEFAULT else None
@@ -67,9 +85,18 @@ def load_supernet(
     if name is not None and name != DEFAULT:
         from hwnas.registry import supernet_class
 
-        supernet = supernet_class(name).configure(preset)
+        supernet = supernet_class(name).configure(preset, overrides)
         return LoadedSupernet(
-            supernet, supernet.build().eval(), None, None, f"{name} ({supernet.preset}, untrained)"
+            supernet,
+            supernet.build().eval(),
+            None,
+            None,
+            f"{name} ({supernet.preset or 'custom'}, untrained)",
+        )
+    if preset is not None or overrides:
+        raise ConfigError(
+            "--preset/--set need a supernet name",
+            hint="e.g. --supernet ofa-mbv3 --preset full; the embedded default is fixed",
         )
     from hwnas.model.default_model import default_checkpoint_path
 
@@ -81,7 +108,6 @@ def load_supernet(
 def from_description(description: dict[str, Any]) -> LoadedSupernet:
     """Inverse of :meth:`LoadedSupernet.describe` (how export reloads a run's model)."""
     if description.get("checkpoint"):
-        from hwnas.errors import ConfigError
         from hwnas.model.checkpoint import checkpoint_sha256
 
         path = Path(description["checkpoint"])

@@ -13,7 +13,6 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwnas.errors import ConfigError, UnknownNameError
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 
     from hwnas.ir.nodes import TensorSpec
 
-CHECKPOINT_FORMAT = "hwnas-supernet/1"
-
 
 class Supernet(ABC):
     """A weight-sharing supernet: a :class:`SearchSpace`, an elastic torch module, and static subnets cut from it.
@@ -34,8 +31,8 @@ class Supernet(ABC):
     architecture arguments) and ``presets`` (named settings), and implement
     :meth:`build_space`, :meth:`build`, :meth:`set_active`, :meth:`extract` and
     :meth:`input_spec`. The elastic module's ``state_dict`` is the supernet's
-    checkpoint; :meth:`save_checkpoint` / :meth:`load_checkpoint` keep the
-    settings with it so a checkpoint rebuilds the same architecture.
+    checkpoint; :mod:`hwnas.model.checkpoint` stores the settings with it
+    so a checkpoint rebuilds the same architecture.
     """
 
     name: ClassVar[str]
@@ -211,42 +208,6 @@ class Supernet(ABC):
                 hint="build the supernet with the settings the checkpoint was trained with",
             ) from None
         del result
-
-    def save_checkpoint(self, module: torch.nn.Module, path: str | Path, **extra: Any) -> Path:
-        """Write ``{format, arguments, state_dict, **extra}`` with ``torch.save``."""
-        import torch
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "arguments": self.arguments,
-                "state_dict": module.state_dict(),
-                **extra,
-            },
-            path,
-        )
-        return path
-
-    @classmethod
-    def load_checkpoint(cls, path: str | Path) -> tuple[Supernet, torch.nn.Module]:
-        """Rebuild the supernet a checkpoint was saved from, and its elastic module with the weights."""
-        import torch
-
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"checkpoint {path} does not exist")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(
-                f"{path} is not an hwnas supernet checkpoint",
-                hint=f"expected a dict with format {CHECKPOINT_FORMAT!r}, written by Supernet.save_checkpoint",
-            )
-        supernet = cls.from_arguments(data["arguments"])
-        module = supernet.build()
-        supernet.load_state_dict(module, data["state_dict"], where=str(path))
-        return supernet, module
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(preset={self.preset!r}, space size={self.space.size():.3g})"

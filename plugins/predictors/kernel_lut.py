@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.errors import ConfigError
-from hwnas.search_core.predictor import Predictor, PredictorSettings
+from hwnas import ConfigError, Predictor, PredictorSettings
 
 CORRECTIONS = ("auto", "none", "constant", "ridge")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.search_core.predictor import Predictor, PredictorSettings
+from hwnas import Predictor, PredictorSettings
 
 
 class _SklearnPredictor(Predictor):

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 
-from hwnas.model.search_space import SearchSpace
+from hwnas import SearchSpace
 
 
 class EncodingTools:

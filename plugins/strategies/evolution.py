@@ -14,11 +14,15 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.errors import ConfigError
-from hwnas.model.search_space import Subnet
-from hwnas.search_core.evaluator import Evaluation
-from hwnas.search_core.objectives import constrained_ranks, crowding_distance
-from hwnas.search_core.strategy import Strategy, StrategySettings
+from hwnas import (
+    ConfigError,
+    Evaluation,
+    Strategy,
+    StrategySettings,
+    Subnet,
+    constrained_ranks,
+    crowding_distance,
+)
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.errors import ConfigError
-from hwnas.model.search_space import Subnet
-from hwnas.search_core.evaluator import Evaluation
-from hwnas.search_core.objectives import (
+from hwnas import (
     BUILTIN_OBJECTIVES,
+    ConfigError,
+    Evaluation,
+    Predictor,
+    Strategy,
+    StrategySettings,
+    Subnet,
     constrained_ranks,
     crowding_distance,
     hypervolume,
     normalisation_bounds,
 )
-from hwnas.search_core.predictor import Predictor
-from hwnas.search_core.strategy import Strategy, StrategySettings
 from hwnas_plugins.strategies.encoding import EncodingTools, row_key
 
 # units whose metrics are positive and multiplicative: predicted on a log scale
@@ -90,7 +91,7 @@ class LinasStrategy(Strategy):
             raise ConfigError(
                 f"linas: predictor_for names metrics the search does not use: {sorted(unknown)}"
             )
-        from hwnas.registry import predictor_class
+        from hwnas import predictor_class
 
         for metric, name in self._predictor_names.items():
             if predictor_class(name).input_kind != "vector":
@@ -123,7 +124,7 @@ class LinasStrategy(Strategy):
     # -- predictors ---------------------------------------------------------------
 
     def _fit(self, measured: list[Evaluation]) -> dict[str, Predictor]:
-        from hwnas.registry import predictor_class
+        from hwnas import predictor_class
 
         features = self.space.features_matrix([e.subnet for e in measured])
         units = {name: o.unit for name, o in BUILTIN_OBJECTIVES.items()} | {

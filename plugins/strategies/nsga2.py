@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.model.search_space import Subnet
-from hwnas.search_core.evaluator import Evaluation
-from hwnas.search_core.strategy import Strategy, StrategySettings
+from hwnas import Evaluation, Strategy, StrategySettings, Subnet
 from hwnas_plugins.strategies.encoding import EncodingTools, row_key
 
 # Saved population attributes: with rank and crowding restored as they were,
@@ -51,7 +49,7 @@ class NSGA2Strategy(Strategy):
         super().__init__(*args, **kwargs)
         settings: NSGA2Settings = self.settings  # type: ignore[assignment]
         if settings.population_size < 2:
-            from hwnas.errors import ConfigError
+            from hwnas import ConfigError
 
             raise ConfigError(
                 f"nsga2: population_size must be at least 2, got {settings.population_size}"

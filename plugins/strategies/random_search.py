@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import hwnas
-from hwnas.model.search_space import Subnet
-from hwnas.search_core.strategy import Strategy
+from hwnas import Strategy, Subnet
 
 
 class RandomStrategy(Strategy):

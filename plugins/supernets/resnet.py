@@ -10,11 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwnas import hookimpl
-from hwnas.errors import ConfigError
-from hwnas.ir.nodes import TensorSpec
-from hwnas.model.search_space import Gene, SearchSpace, Subnet
-from hwnas.model.supernet import Supernet, seeded
+from hwnas import ConfigError, Gene, SearchSpace, Subnet, Supernet, TensorSpec, hookimpl, seeded
 from hwnas_plugins.supernets.channels import make_divisible
 from hwnas_plugins.supernets.inputs import resize_images
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnas import hookimpl
-from hwnas.model.search_space import Subnet
-from hwnas.search_core.strategy import Strategy, StrategySettings
+from hwnas import Strategy, StrategySettings, Subnet, hookimpl
 
 
 @dataclass(frozen=True)
