@@ -6,7 +6,6 @@ Compiling writes ``model.onnx`` and ONNX Runtime's optimised ``model.opt.onnx``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,7 +152,6 @@ class OnnxRuntimeTarget(Target):
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
         import onnxruntime as ort
 
-        start = time.perf_counter()
         source = ir.to_onnx(workdir / SOURCE)
         options = session_options(self.pinned_threads(), self.level)
         options.optimized_model_filepath = str(workdir / ENTRY)
@@ -163,23 +161,17 @@ class OnnxRuntimeTarget(Target):
             raise CompileError(
                 f"onnxruntime cannot load IR {ir.name!r}: {str(exc).strip().splitlines()[0]}"
             ) from exc
-        return Artifact.create(
-            target=self.name,
-            kind=self.kind,
-            root=workdir,
+        return self.artifact(
+            ir,
+            workdir,
+            ENTRY,
+            files=[SOURCE],
             loader=LOADER,
-            entry=ENTRY,
-            files=[ENTRY, SOURCE],
-            inputs=ir.input_specs,
-            outputs=ir.output_specs,
-            ir_key=ir.key,
-            fingerprint=self.fingerprint(),
             details={
                 "provider": PROVIDERS[self.device],
                 "opt": self.level,
                 "onnxruntime": ort.__version__,
             },
-            compile_s=time.perf_counter() - start,
         )
 
     def load(self, artifact: Artifact, threads: int) -> Runner:

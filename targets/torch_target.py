@@ -6,7 +6,6 @@ measurement worker needs no model classes; its graph runs op by op, eagerly.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,22 +127,8 @@ class TorchTarget(Target):
                 f"the torch target needs a torch model; IR {ir.name!r} comes from {ir.source}",
                 hint="build the IR with GraphIR.from_module / from_subnet, or pick onnxruntime or tvm",
             )
-        start = time.perf_counter()
         torch.export.save(ir.exported, str(workdir / ENTRY))
-        return Artifact.create(
-            target=self.name,
-            kind=self.kind,
-            root=workdir,
-            loader=LOADER,
-            entry=ENTRY,
-            files=[ENTRY],
-            inputs=ir.input_specs,
-            outputs=ir.output_specs,
-            ir_key=ir.key,
-            fingerprint=self.fingerprint(),
-            details={"device": self.device},
-            compile_s=time.perf_counter() - start,
-        )
+        return self.artifact(ir, workdir, ENTRY, loader=LOADER, details={"device": self.device})
 
     def load(self, artifact: Artifact, threads: int) -> Runner:
         return TorchRunner(artifact.path(), "cuda:0" if self.device == "cuda" else "cpu", threads)

@@ -408,22 +408,7 @@ def build(
 
 
 def library_artifact(
-    target: Target, ir: GraphIR, workdir: Path, details: Mapping[str, Any], started: float
+    target: Target, ir: GraphIR, workdir: Path, details: Mapping[str, Any]
 ) -> Artifact:
     """The :class:`~hwnas.measurement.artifact.Artifact` of a Relax library that :func:`build` wrote for ``target``."""
-    from hwnas import Artifact
-
-    return Artifact.create(
-        target=target.name,
-        kind=target.kind,
-        root=workdir,
-        loader=LOADER,
-        entry=LIBRARY,
-        files=[LIBRARY],
-        inputs=ir.input_specs,
-        outputs=ir.output_specs,
-        ir_key=ir.key,
-        fingerprint=target.fingerprint(),
-        details=dict(details),
-        compile_s=time.perf_counter() - started,
-    )
+    return target.artifact(ir, workdir, LIBRARY, loader=LOADER, details=details)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +184,6 @@ class TvmRpcTarget(Target):
         return target
 
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
-        start = time.perf_counter()
         tuning = None
         if self.trials:
             tuning = Tuning(
@@ -197,9 +195,7 @@ class TvmRpcTarget(Target):
         details = build(
             ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning, cross_compiler=self.compiler
         )
-        return library_artifact(
-            self, ir, workdir, {**details, "cross_compiler": self.compiler}, start
-        )
+        return library_artifact(self, ir, workdir, {**details, "cross_compiler": self.compiler})
 
     def connect(self) -> tuple[Any, str]:
         """Open an RPC session on a free board (or the one server); returns it and the board's address."""

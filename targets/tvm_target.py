@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,14 +118,13 @@ class TvmTarget(Target):
         return cuda
 
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
-        start = time.perf_counter()
         if self.device == "cuda" and not module_available("cuda.bindings"):
             os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
         tuning = None
         if self.trials:
             tuning = Tuning(trials=self.trials, work_dir=self.tuning_dir())
         details = build(ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning)
-        return library_artifact(self, ir, workdir, details, start)
+        return library_artifact(self, ir, workdir, details)
 
     def load(self, artifact: Artifact, threads: int) -> Runner:
         import tvm

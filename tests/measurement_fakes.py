@@ -111,8 +111,32 @@ class FlakyRemoteTarget(ReplayTarget):
         return ReplayRunner(artifact, "ok")
 
 
+class CoarseTarget(ReplayTarget):
+    """A reduced-precision stand-in: its outputs are off by 0.01, within its declared tolerance."""
+
+    kind = "fake-coarse"
+    tolerance = (0.0, 0.05)
+
+    def load(self, artifact: Artifact, threads: int) -> Runner:
+        runner = ReplayRunner(artifact, "ok")
+        runner.expected = [o + 0.01 for o in runner.expected]
+        return runner
+
+
+class HoldsAHandleTarget(ReplayTarget):
+    """Keeps a runtime handle on the Target itself, which cannot be sent to the worker."""
+
+    kind = "fake-handle"
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec)
+        self.session = open(os.devnull)  # noqa: SIM115 - the point is an unpicklable attribute
+
+
 class RegistersMeasurementFakes:
     @hookimpl
     def hwnas_register_targets(self, register: Any) -> None:
         register(ReplayTarget)
         register(FlakyRemoteTarget)
+        register(CoarseTarget)
+        register(HoldsAHandleTarget)

@@ -131,6 +131,28 @@ def test_replay_target_measures_with_all_samples(measurer, tiny_ir):
     assert Measurement.from_dict(result.to_dict()) == result
 
 
+def test_a_targets_own_tolerance_is_used_and_recorded(measurer, tiny_ir):
+    result = measurer("fake-coarse").measure(tiny_ir)
+    assert (result.protocol.rtol, result.protocol.atol) == (0.0, 0.05)
+    assert result.max_abs_error == pytest.approx(0.01, rel=1e-3)
+    # a protocol that sets its own tolerance wins, and is recorded the same way
+    strict = MeasurementProtocol(**{**FAST.to_dict(), "atol": 1e-3, "rtol": 0.0})
+    with pytest.raises(MeasurementError, match=r"atol=0.001"):
+        measurer("fake-coarse", strict).measure(tiny_ir)
+    default = measurer("fake-replay:ok").measure(tiny_ir)
+    assert (default.protocol.rtol, default.protocol.atol) == (1e-3, 1e-4)
+
+
+def test_tolerances_outside_a_sane_range_are_refused():
+    with pytest.raises(ConfigError, match="atol=1000000000.0"):
+        MeasurementProtocol(atol=1e9)
+
+
+def test_a_target_that_does_not_pickle_gets_a_clear_failure(measurer, tiny_ir):
+    with pytest.raises(MeasurementError, match="everything a Target holds must pickle"):
+        measurer("fake-handle").measure(tiny_ir)
+
+
 def test_mismatching_outputs_raise_and_give_no_latency(measurer, tiny_ir):
     with pytest.raises(MeasurementError, match="differ from the torch reference") as info:
         measurer("fake-replay:perturb").measure(tiny_ir)

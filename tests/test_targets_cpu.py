@@ -133,6 +133,9 @@ def test_torch_target_refuses_an_onnx_model(measurer, conv_ir, tmp_path):
         ("onnxruntime:cpu?bogus=1", "unknown option"),
         ("tvm:llvm?trials=many", "not an integer"),
         ("tvm:vulkan", "unknown tvm device"),
+        ("onnxruntime:cpu?threads=1&threads=2", "sets threads more than once"),
+        ("onnxruntime:cpu?threads=100000", "must be >= 1 and <= 1024"),
+        ("torch:cpu?threads=0", "must be >= 1"),
     ],
 )
 def test_bad_specs_are_config_errors(builtin_plugin_host, spec, message):

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hwnas.cli.options import load_model, resolve_available_targets, supernet_options
+from hwnas.cli.options import (
+    load_model,
+    resolve_available_targets,
+    supernet_options,
+    tolerance_options,
+)
 from hwnas.cli.output import print_table
 from hwnas.errors import ConfigError
 
@@ -171,7 +176,13 @@ def plot(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path:
 
 
 def _protocol(
-    threads: int | None, repeats: int, min_repeat_ms: float, warmup: int, timeout: float
+    threads: int | None,
+    repeats: int,
+    min_repeat_ms: float,
+    warmup: int,
+    timeout: float,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> MeasurementProtocol:
     from hwnas.measurement.protocol import MeasurementProtocol
 
@@ -181,6 +192,8 @@ def _protocol(
         min_repeat_ms=min_repeat_ms,
         threads=threads,
         timeout_s=timeout,
+        rtol=rtol,
+        atol=atol,
     )
 
 
@@ -224,6 +237,7 @@ def _protocol(
     help="Minimum length of one sample.",
 )
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
+@tolerance_options
 @click.option(
     "--timeout",
     type=float,
@@ -258,6 +272,8 @@ def bench(
     repeats: int,
     min_repeat_ms: float,
     warmup: int,
+    rtol: float | None,
+    atol: float | None,
     timeout: float,
     cache_path: Path | None,
     no_cache: bool,
@@ -287,7 +303,7 @@ def bench(
     if not specs:
         raise ConfigError("--targets is empty", hint="e.g. --targets onnxruntime:cpu,tvm:llvm")
     targets = resolve_available_targets(specs)
-    protocol = _protocol(threads, repeats, min_repeat_ms, warmup, timeout)
+    protocol = _protocol(threads, repeats, min_repeat_ms, warmup, timeout, rtol, atol)
     cache: Any = None if no_cache else (cache_path or True)
 
     from hwnas.ir import GraphIR

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hwnas.cli.options import tolerance_options
 from hwnas.cli.output import print_table
 
 
@@ -44,8 +45,20 @@ from hwnas.cli.output import print_table
     show_default=True,
     help="Timed repeats (as `hwnas search`'s default, so a subnet it measured is not timed again).",
 )
+@tolerance_options
 def export(
-    run_dir, pick, subnet_file, supernet, preset, checkpoint, target_spec, out, overwrite, repeats
+    run_dir,
+    pick,
+    subnet_file,
+    supernet,
+    preset,
+    checkpoint,
+    target_spec,
+    out,
+    overwrite,
+    repeats,
+    rtol,
+    atol,
 ) -> None:
     """Compile a subnet for a target into OUT: library, ONNX, weights, manifest.json and run.py."""
     from hwnas.cli.options import load_model, resolve_available_targets
@@ -89,7 +102,7 @@ def export(
         subnet,
         target,
         out,
-        protocol=MeasurementProtocol(repeats=repeats),
+        protocol=MeasurementProtocol(repeats=repeats, rtol=rtol, atol=atol),
         accuracy=accuracy,
         checkpoint=model.checkpoint,
         overwrite=overwrite,

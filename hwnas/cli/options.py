@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def parse_pairs(
-    pairs: Sequence[str], option: str = "--set", example: str = "name=value", placeholder: str = "NAME"
+    pairs: Sequence[str],
+    option: str = "--set",
+    example: str = "name=value",
+    placeholder: str = "NAME",
 ) -> dict[str, str]:
     """``NAME=VALUE`` texts as a dict (values stay text); a malformed or repeated name is a :class:`ConfigError`."""
     parsed: dict[str, str] = {}
@@ -61,6 +64,22 @@ def supernet_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--preset",
         default=None,
         help="Supernet preset, e.g. tiny or full (default: the supernet's own).",
+    )(command)
+
+
+def tolerance_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--rtol``/``--atol``: how close outputs must be to the reference (default: each target's own)."""
+    command = click.option(
+        "--atol",
+        type=float,
+        default=None,
+        help="Absolute output tolerance (default: the target's, 1e-4 for fp32 targets).",
+    )(command)
+    return click.option(
+        "--rtol",
+        type=float,
+        default=None,
+        help="Relative output tolerance (default: the target's, 1e-3 for fp32 targets).",
     )(command)
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from hwnas.cli.options import tolerance_options
 from hwnas.cli.output import print_json, print_table
+
+if TYPE_CHECKING:
+    from hwnas.measurement.protocol import MeasurementProtocol
 
 
 @click.command()
@@ -106,6 +110,7 @@ from hwnas.cli.output import print_json, print_table
     metavar="NAME=VALUE",
     help="A strategy setting, e.g. --set population_size=20.",
 )
+@tolerance_options
 @click.option("--json", "as_json", is_flag=True, help="Print the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def search(
@@ -126,6 +131,8 @@ def search(
     batch_size: int | None,
     workers: int,
     settings: tuple[str, ...],
+    rtol: float | None,
+    atol: float | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -136,6 +143,7 @@ def search(
     """
     from hwnas.cli.options import parse_pairs
     from hwnas.errors import ConfigError
+    from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.search_core.api import search as run_search
     from hwnas.search_core.objectives import parse_objectives
 
@@ -145,8 +153,9 @@ def search(
             raise ConfigError("give either --space or --supernet/--checkpoint, not both")
         problem = _table_problem(target, parsed)
     else:
+        protocol = MeasurementProtocol(repeats=repeats, rtol=rtol, atol=atol)
         problem = _supernet_problem(
-            supernet, preset, checkpoint, data, target, repeats, parsed, constraints
+            supernet, preset, checkpoint, data, target, protocol, parsed, constraints
         )
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -186,12 +195,11 @@ def _supernet_problem(
     checkpoint: Path | None,
     data: str | None,
     target: str,
-    repeats: int,
+    protocol: MeasurementProtocol,
     objectives: tuple[Any, ...],
     constraints: tuple[str, ...],
 ) -> dict[str, Any]:
     from hwnas.cli.options import load_model
-    from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.search_core.objectives import parse_constraints
     from hwnas.search_core.subnet_objectives import supernet_providers
 
@@ -199,7 +207,6 @@ def _supernet_problem(
         c.metric for c in parse_constraints(constraints, objectives)
     ]
     loaded = load_model(supernet, preset, (), checkpoint)
-    protocol = MeasurementProtocol(repeats=repeats)
     providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
     emulated = target_info.get("fingerprint", {}).get("emulated")
     note = " (EMULATED boards: latencies prove the path, not the board's speed)" if emulated else ""

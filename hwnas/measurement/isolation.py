@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -96,7 +97,19 @@ class Worker:
         start = time.perf_counter()
         self.calls += 1
         try:
-            self._conn.send((fn, args))
+            payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # what does not pickle never reaches the worker
+            return Outcome(
+                False,
+                failure="error",
+                reason=(
+                    f"the job could not be sent to the worker process ({type(exc).__name__}: {exc}); "
+                    "everything a Target holds must pickle: keep runtime handles (sessions, "
+                    "devices, compilers) in the Runner that load() returns"
+                ),
+            )
+        try:
+            self._conn.send_bytes(payload)
             if not self._conn.poll(timeout):
                 tail = self.log_tail()
                 self._stop()

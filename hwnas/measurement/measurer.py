@@ -63,7 +63,7 @@ class Measurer:
 
         self.target = resolve_target(target) if isinstance(target, str) else target
         self.target.check_available()
-        self.protocol = protocol
+        self.protocol = protocol.for_target(self.target.tolerance)
         if cache is True:
             self.cache: MeasurementCache | None = MeasurementCache()
         elif cache is None or cache is False:

@@ -12,6 +12,9 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 
+#: The widest output tolerance any check accepts: beyond it a comparison proves nothing.
+MAX_TOLERANCE = 0.5
+
 
 @dataclass(frozen=True)
 class MeasurementProtocol:
@@ -22,7 +25,10 @@ class MeasurementProtocol:
     ``cv_threshold`` is measured again, up to ``max_remeasure`` times, and the
     least noisy attempt kept. ``threads=None`` means every usable core (a
     target spec's ``threads`` option wins). Outputs must match the torch
-    reference within ``rtol``/``atol`` before anything is timed.
+    reference within ``rtol``/``atol`` before anything is timed; ``None``
+    takes the target's own tolerance (:attr:`Target.tolerance`: fp32 targets
+    1e-3/1e-4, reduced-precision ones wider), so each measurement records the
+    tolerance it was checked with.
     """
 
     warmup: int = 5
@@ -32,8 +38,8 @@ class MeasurementProtocol:
     cv_threshold: float = 0.05
     max_remeasure: int = 2
     timeout_s: float = 300.0
-    rtol: float = 1e-3
-    atol: float = 1e-4
+    rtol: float | None = None
+    atol: float | None = None
     #: Times a measurement whose device was lost (remote board died) is retried on another.
     device_retries: int = 2
 
@@ -46,16 +52,25 @@ class MeasurementProtocol:
             "cv_threshold": self.cv_threshold > 0,
             "max_remeasure": self.max_remeasure >= 0,
             "timeout_s": self.timeout_s > 0,
-            "rtol": self.rtol >= 0,
-            "atol": self.atol >= 0,
+            "rtol": self.rtol is None or 0 <= self.rtol <= MAX_TOLERANCE,
+            "atol": self.atol is None or 0 <= self.atol <= MAX_TOLERANCE,
             "device_retries": self.device_retries >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(
                 f"measurement protocol: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}",
-                hint="repeats >= 3, thresholds > 0, counts >= 0",
+                hint=f"repeats >= 3, thresholds > 0, counts >= 0, 0 <= rtol/atol <= {MAX_TOLERANCE:g}",
             )
+
+    def for_target(self, tolerance: tuple[float, float]) -> MeasurementProtocol:
+        """This protocol with unset ``rtol``/``atol`` taken from a target's ``(rtol, atol)``."""
+        rtol, atol = tolerance
+        return dataclasses.replace(
+            self,
+            rtol=rtol if self.rtol is None else self.rtol,
+            atol=atol if self.atol is None else self.atol,
+        )
 
     def key(self) -> dict[str, Any]:
         """The fields that can change a result (not timeouts or retries): part of the cache key."""

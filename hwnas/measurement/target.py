@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwnas.digests import stable_hash
 from hwnas.errors import ConfigError, TargetUnavailableError
-from hwnas.measurement.host import usable_cores
+from hwnas.measurement.host import (
+    cpu_fingerprint,
+    module_available,
+    package_version,
+    usable_cores,
+)
+
+#: The most threads a spec may pin: more is a typo, not a machine.
+MAX_THREADS = 1024
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +65,13 @@ class TargetSpec:
             raise ConfigError(
                 f"target spec {text!r}: options after '?' must be key=value pairs joined by '&'"
             ) from exc
+        names = [key for key, _ in options]
+        repeated = sorted({key for key in names if names.count(key) > 1})
+        if repeated:
+            raise ConfigError(
+                f"target spec {text!r} sets {', '.join(repeated)} more than once",
+                hint="give each option once",
+            )
         return cls(kind=kind, device=device, address=address, options=options)
 
     def option(self, name: str, default: str | None = None) -> str | None:
@@ -139,9 +154,14 @@ class Runner(ABC):
 class Target(ABC):
     """A configured device + runtime that compiles and runs a :class:`~hwnas.ir.GraphIR`.
 
-    Subclasses set ``kind`` (the first part of a spec string) and implement
-    ``available``, ``fingerprint``, ``compile`` and ``load``. Timing,
-    statistics, isolation and caching are the core's, not the target's.
+    A minimal target sets ``kind`` and ``runtime`` and implements two methods:
+    :meth:`compile` (in the main process: write files, return
+    ``self.artifact(...)``) and :meth:`load` (in the measurement worker: return
+    a :class:`Runner`). :meth:`available` and :meth:`fingerprint` have defaults
+    built from ``runtime``/``runtime_package``; override them for devices the
+    defaults cannot see (a GPU, a board). Timing, statistics, isolation and
+    caching are the core's, not the target's. The target object is pickled to
+    the worker: keep runtime handles (sessions, devices) in the Runner.
     """
 
     kind: ClassVar[str]
@@ -151,6 +171,15 @@ class Target(ABC):
     #: Measurements run on another machine (RPC): the local worker only drives them,
     #: several may run at once, and a lost device is retried on another one.
     remote: ClassVar[bool] = False
+    #: The module the runtime is imported as (``"onnxruntime"``): the default
+    #: :meth:`available` checks it can be imported, without importing it.
+    runtime: ClassVar[str] = ""
+    #: The distribution that installs it (``"onnxruntime"``, ``"openvino"``), for
+    #: install hints and the runtime version in fingerprints; defaults to ``runtime``.
+    runtime_package: ClassVar[str] = ""
+    #: ``(rtol, atol)`` outputs must meet against the reference unless the protocol
+    #: sets its own; reduced-precision targets (bf16, int8) declare wider ones.
+    tolerance: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
 
     def __init__(self, spec: TargetSpec) -> None:
         unknown = [k for k, _ in spec.options if k not in self.options_help]
@@ -163,6 +192,7 @@ class Target(ABC):
         self.spec = spec
         #: The preset name this target was resolved from, if any (see :func:`resolve_target`).
         self.preset: str | None = None
+        self.pinned_threads()  # a bad threads= fails here, not deep inside a runtime
 
     @property
     def name(self) -> str:
@@ -178,13 +208,29 @@ class Target(ABC):
         """Spec strings ``hwnas targets`` shows for this kind (e.g. its CPU and GPU variants)."""
         return (cls.kind,)
 
-    @abstractmethod
     def available(self) -> Availability:
-        """Can this target run here? Must be cheap: no heavy imports, no compilation."""
+        """Can this target run here? Must be cheap: no heavy imports, no compilation.
 
-    @abstractmethod
+        The default checks that ``runtime`` is importable (without importing it).
+        """
+        if self.runtime and not module_available(self.runtime):
+            package = self.runtime_package or self.runtime
+            return Availability.no(f"{package} is not installed (pip install {package})")
+        return Availability.yes()
+
     def fingerprint(self) -> dict[str, Any]:
-        """Runtime versions, device, threads and flags: part of every cache key and manifest."""
+        """Runtime versions, device, threads and flags: part of every cache key and manifest.
+
+        The default names the runtime and its installed version, the CPU, its
+        ISA flags, the usable cores and the spec's pinned threads; targets add
+        what else changes a result (device, compiler flags, optimisation level).
+        """
+        package = self.runtime_package or self.runtime or self.kind
+        return {
+            "runtime": package,
+            "version": package_version(package),
+            **cpu_fingerprint(self.pinned_threads()),
+        }
 
     @abstractmethod
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
@@ -199,6 +245,38 @@ class Target(ABC):
         """
 
     # -- behaviour shared by every target, overridable ----------------------
+
+    def artifact(
+        self,
+        ir: GraphIR,
+        workdir: Path,
+        entry: str,
+        *,
+        files: Sequence[str] = (),
+        loader: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        """The :class:`~hwnas.measurement.artifact.Artifact` describing files this target wrote for ``ir``.
+
+        ``entry`` is the main file, ``files`` any others (all relative to
+        ``workdir``); ``loader`` names how they load (default: the target's
+        kind; see docs/PLUGINS.md); ``details`` are facts worth keeping.
+        """
+        from hwnas.measurement.artifact import Artifact
+
+        return Artifact.create(
+            target=self.name,
+            kind=self.kind,
+            root=workdir,
+            loader=loader or self.kind,
+            entry=entry,
+            files=[entry, *files],
+            inputs=ir.input_specs,
+            outputs=ir.output_specs,
+            ir_key=ir.key,
+            fingerprint=self.fingerprint(),
+            details=details,
+        )
 
     def check_available(self) -> None:
         """Raise :class:`~hwnas.errors.TargetUnavailableError` saying why, if this target cannot run here."""
@@ -221,7 +299,14 @@ class Target(ABC):
             )
         return device
 
-    def int_option(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+    def int_option(
+        self,
+        name: str,
+        default: int | None = None,
+        *,
+        minimum: int = 0,
+        maximum: int | None = None,
+    ) -> int | None:
         """An integer option of the spec, checked; ``default`` when absent."""
         text = self.spec.option(name)
         if text is None or text == "":
@@ -232,13 +317,16 @@ class Target(ABC):
             raise ConfigError(
                 f"target {self.spec}: option {name}={text!r} is not an integer"
             ) from None
-        if value < minimum:
-            raise ConfigError(f"target {self.spec}: option {name}={value} must be >= {minimum}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            raise ConfigError(f"target {self.spec}: option {name}={value} must be {bound}")
         return value
 
     def pinned_threads(self) -> int | None:
         """The spec's ``threads`` option, if this kind has one and the spec sets it."""
-        return self.int_option("threads", minimum=1) if "threads" in self.options_help else None
+        if "threads" not in self.options_help:
+            return None
+        return self.int_option("threads", minimum=1, maximum=MAX_THREADS)
 
     def threads(self, requested: int | None = None) -> int:
         """Threads the runtime uses: the spec's ``threads`` option, else ``requested``, else all usable cores."""
