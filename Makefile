@@ -32,7 +32,8 @@ DEMO_ARTIFACT ?= artifacts/demo
 demo: setup
 	$(HWNAS) targets
 	$(HWNAS) search --target '$(DEMO_TARGET)' --objectives accuracy,latency --strategy linas \
-		--budget $(DEMO_BUDGET) --constraint '$(DEMO_BOUND)' --out $(DEMO_RUN) --resume
+		--budget $(DEMO_BUDGET) --constraint '$(DEMO_BOUND)' --out $(DEMO_RUN) \
+		$(if $(wildcard $(DEMO_RUN)/search.sqlite),--resume,)
 	$(HWNAS) export $(DEMO_RUN) --pick 'max accuracy where $(DEMO_BOUND)' --target '$(DEMO_TARGET)' \
 		--out $(DEMO_ARTIFACT) --overwrite
 	$(HWNAS) verify $(DEMO_ARTIFACT)

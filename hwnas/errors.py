@@ -57,3 +57,7 @@ class MeasurementError(HwnasError):
 
 class EvaluationError(HwnasError):
     """Evaluating one candidate failed; the search records it and goes on."""
+
+
+class StrategyError(PluginError):
+    """A search strategy plugin raised in ``ask`` or ``tell``; the search stops, keeping what it measured."""

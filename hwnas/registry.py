@@ -96,3 +96,9 @@ def supernet_classes() -> dict[str, type[Supernet]]:
 
 def supernet_class(name: str) -> type[Supernet]:
     return _lookup("supernet", name, "supernet", "plugins")
+
+
+def plugin_of(kind: str, name: str) -> str | None:
+    """The plugin that registered ``name`` as a ``kind`` (``"strategy"``, ``"target"``, ...), if any."""
+    registration = plugin_host().registrations(kind).get(name)
+    return registration.plugin if registration is not None else None

@@ -76,22 +76,16 @@ def export(
     if run_dir is not None:
         from hwnas.search_core.run_store import RunStore
 
-        if not (run_dir / "search.sqlite").is_file():
-            raise ConfigError(
-                f"{run_dir} is not a search run (no search.sqlite)",
-                hint="pass the --out directory of `hwnas search`",
-            )
-        store = RunStore.in_directory(run_dir)
-        meta = store.meta()
-        if "model" not in meta:
-            raise ConfigError(
-                f"run {run_dir} did not search a supernet, so it has nothing to export",
-                hint="export with --subnet FILE and --supernet/--checkpoint",
-            )
-        model = from_description(meta["model"])
-        chosen = Pick.parse(pick).choose(store.evaluations(model.supernet.space))
+        with RunStore.open_existing(run_dir) as store:
+            meta = store.meta()
+            if "model" not in meta:
+                raise ConfigError(
+                    f"run {run_dir} did not search a supernet, so it has nothing to export",
+                    hint="export with --subnet FILE and --supernet/--checkpoint",
+                )
+            model = from_description(meta["model"])
+            chosen = Pick.parse(pick).choose(store.evaluations(model.supernet.space))
         subnet, accuracy = chosen.subnet, chosen.values.get("accuracy")
-        store.close()
     else:
         model = load_model(supernet, preset, (), checkpoint)
         subnet = model.supernet.space.load_subnet(subnet_file)

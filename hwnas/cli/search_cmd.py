@@ -142,7 +142,7 @@ def search(
     --budget 200 --constraint 'latency<=20ms' --out runs/nb201-linas
     """
     from hwnas.cli.options import parse_pairs
-    from hwnas.errors import ConfigError
+    from hwnas.errors import ConfigError, StrategyError
     from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.search_core.api import search as run_search
     from hwnas.search_core.objectives import parse_objectives
@@ -179,6 +179,14 @@ def search(
                 progress=bar.update,
                 metadata=problem.get("metadata"),
             )
+        except StrategyError as exc:
+            bar.stop()
+            raise StrategyError(
+                exc.plugin,
+                exc.message.removeprefix(f"plugin {exc.plugin!r}: ")
+                + f"; {_stored(out)} evaluation(s) are saved in {out}",
+                hint=f"continue with: {resume_command()}",
+            ) from exc
         except KeyboardInterrupt:
             bar.stop()
             click.echo(
@@ -237,8 +245,20 @@ def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
 def _stored(out: Path) -> int:
     from hwnas.search_core.run_store import RunStore
 
-    with RunStore.in_directory(out) as store:
-        return store.count()
+    try:
+        with RunStore.open_existing(out) as store:
+            return store.count()
+    except Exception:  # nothing stored yet, or the store is being written
+        return 0
+
+
+def resume_command() -> str:
+    """The command line that continues this search: the one given, with ``--resume``."""
+    import shlex
+    import sys
+
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return shlex.join(["hwnas", *args, "--resume"])
 
 
 class _ProgressBar:

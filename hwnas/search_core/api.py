@@ -6,6 +6,7 @@ It assembles strategy, evaluator, executor and run store and hands them to
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import time
@@ -36,7 +37,7 @@ from hwnas.search_core.objectives import (
     parse_constraints,
     parse_objectives,
 )
-from hwnas.search_core.run_store import RunStore
+from hwnas.search_core.run_store import FILENAME, RunStore
 from hwnas.search_core.strategy import Strategy, StrategySettings
 
 EvaluateArg = (
@@ -130,7 +131,8 @@ def search(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
 
-    store = RunStore.in_directory(out)
+    existed = out is not None and (Path(out) / FILENAME).is_file()
+    store = RunStore.in_directory(out, lock=True)
     try:
         meta = _run_meta(
             space,
@@ -142,7 +144,7 @@ def search(
             evaluator.fingerprint,
             candidates,
         ) | dict(metadata or {})
-        measured = _open_run(store, meta, space, resume)
+        measured = _open_run(store, meta, space, resume, existed)
         search_strategy = strategy_cls(
             space, objectives, constraints, seed, settings, candidates=candidates
         )
@@ -159,7 +161,18 @@ def search(
         if saved is not None:
             state, loop.tells = saved
             search_strategy.load_state_dict(state, {e.key: e for e in measured})
-        measured = loop.run(measured)
+        try:
+            loop.run(measured)
+        except BaseException as exc:
+            # what was measured is in the store; the report files say so too before the error goes up
+            if out is not None:
+                stopped = f"stopped by {type(exc).__name__}: {exc}".splitlines()[0]
+                partial = build_result(
+                    measured, objectives, constraints, strategy_cls.name, out, stopped
+                )
+                with contextlib.suppress(Exception):
+                    write_reports(partial, Path(out))
+            raise
         result = build_result(
             measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason
         )
@@ -205,18 +218,40 @@ def _run_meta(
 
 
 def _open_run(
-    store: RunStore, meta: dict[str, Any], space: SearchSpace, resume: bool
+    store: RunStore, meta: dict[str, Any], space: SearchSpace, resume: bool, existed: bool
 ) -> list[Evaluation]:
+    """Check the store against this search and return what it already holds.
+
+    Resuming needs a store that is a run of this same search; a missing or
+    never-started store is refused rather than silently started over.
+    """
     existing = store.count()
+    stored_meta = store.meta()
     if existing and not resume:
         raise ConfigError(
             f"{store.path} already holds {existing} evaluation(s) of an earlier search",
             hint="pass --resume (resume=True) to continue it, or choose another --out",
         )
-    if existing:
+    if resume and store.path is not None and (not existed or not stored_meta):
+        listed = _rows_in(store.path.parent / "evaluations.csv")
+        found = f"; evaluations.csv lists {listed} evaluation(s)" if listed else ""
+        raise ConfigError(
+            f"nothing to resume in {store.path.parent}: no search was stored there{found}",
+            hint="drop --resume to start a new search, or point --out at the run to continue "
+            "(a copied run needs search.sqlite, and search.sqlite-wal if there is one)",
+        )
+    if stored_meta:
         store.check_meta(meta)
     store.set_meta(meta | {"updated_at": time.time()})
     return store.evaluations(space)
+
+
+def _rows_in(csv_path: Path) -> int:
+    try:
+        with csv_path.open(newline="") as f:
+            return max(0, sum(1 for _ in csv.reader(f)) - 1)
+    except OSError:
+        return 0
 
 
 def build_result(
@@ -366,6 +401,7 @@ def plot_front(result: SearchResult, path: Path) -> None:
         f"{result.strategy}: {len(result.evaluations)} evaluations, {len(result.pareto)} on the front"
     )
     axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize=8)
+    if axes.get_legend_handles_labels()[0]:  # nothing feasible yet: no legend to draw
+        axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     figure.savefig(path)

@@ -6,12 +6,15 @@ before the next ask, state saved after every tell. Building its parts is :mod:`h
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwnas import registry
+from hwnas.errors import HwnasError, StrategyError
 from hwnas.search_core.evaluator import Evaluation, Evaluator
 from hwnas.search_core.executor import Executor
 from hwnas.search_core.objectives import hypervolume, normalisation_bounds, pareto_mask
@@ -72,7 +75,8 @@ class SearchLoop:
         start = time.perf_counter()
         idle = 0
         while len(measured) < self.budget:
-            proposals = self.strategy.ask(min(self.batch_size, self.budget - len(measured)))
+            with self._strategy_call("ask"):
+                proposals = self.strategy.ask(min(self.batch_size, self.budget - len(measured)))
             if not proposals:
                 self.stopped_reason = (
                     f"strategy {self.strategy.name!r} has no new subnet to propose"
@@ -85,9 +89,12 @@ class SearchLoop:
                 by_key[evaluation.key] = evaluation
                 measured.append(evaluation)
                 batch.append(evaluation)
-            self.strategy.tell([by_key[p.key] for p in proposals])
+            self.store.checkpoint()
+            with self._strategy_call("tell"):
+                self.strategy.tell([by_key[p.key] for p in proposals])
+                state = self.strategy.state_dict()
             self.tells += 1
-            self.store.save_state(self.strategy.state_dict(), self.tells)
+            self.store.save_state(state, self.tells, owner=f"strategy {self.strategy.name!r}")
             idle = 0 if fresh else idle + 1
             if idle >= MAX_IDLE_ASKS:
                 self.stopped_reason = f"strategy {self.strategy.name!r} proposed only measured subnets {MAX_IDLE_ASKS} times in a row"
@@ -95,6 +102,24 @@ class SearchLoop:
             if self.progress is not None:
                 self.progress(self.snapshot(measured, batch, time.perf_counter() - start))
         return measured
+
+    @contextlib.contextmanager
+    def _strategy_call(self, what: str) -> Iterator[None]:
+        """Turn an exception from the strategy plugin into a :class:`StrategyError` naming it."""
+        try:
+            yield
+        except HwnasError:
+            raise
+        except Exception as exc:
+            name = self.strategy.name
+            plugin = registry.plugin_of("strategy", name) or type(self.strategy).__module__
+            lines = str(exc).strip().splitlines()
+            raise StrategyError(
+                plugin,
+                f"strategy {name!r} failed in {what}(): {type(exc).__name__}"
+                + (f": {lines[0]}" if lines else ""),
+                hint="every evaluation so far is stored; fix or replace the strategy, then --resume",
+            ) from exc
 
     def snapshot(
         self, measured: list[Evaluation], batch: list[Evaluation], elapsed: float
