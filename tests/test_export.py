@@ -11,7 +11,9 @@ import pytest
 from cli_runner import run_hwnas
 
 from hwnas import registry
-from hwnas.deploy.export import Pick, export_subnet, read_manifest, verify_artifact
+from hwnas.deploy.export import Pick, export_subnet
+from hwnas.deploy.manifest import read_manifest
+from hwnas.deploy.verify import verify_artifact
 from hwnas.errors import ConfigError
 from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.plugin_manager import PluginHost

@@ -115,6 +115,8 @@ def export(
         ("accuracy", "" if accuracy is None else f"{accuracy:.4f}"),
         ("MACs / params", f"{m['macs']:,} / {m['params']:,}"),
         ("files", ", ".join(f["path"] for f in m["files"])),
+        ("digest", result.digest),
     ]
     print_table(f"artifact written to {result.directory}", ["", ""], rows)
     click.echo(str(result.directory))
+    click.echo(f"pin it with: hwnas verify {result.directory} --digest {result.digest}", err=True)

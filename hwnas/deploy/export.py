@@ -1,4 +1,4 @@
-"""Exporting a chosen subnet as a deployable artifact directory, and verifying one.
+"""Exporting a chosen subnet as a deployable artifact directory (verifying one is :mod:`hwnas.deploy.verify`).
 
 An artifact directory holds the compiled library, the ONNX model, static
 weights, reference inputs/outputs, ``manifest.json`` and a standalone
@@ -7,12 +7,13 @@ weights, reference inputs/outputs, ``manifest.json`` and a standalone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwnas.deploy import run_artifact
+from hwnas.deploy.manifest import (
+    COMPILED_DIR,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    ONNX_FILE,
+    REFERENCE_FILE,
+    RUNNER_FILE,
+    WEIGHTS_FILE,
+    artifact_digest,
+    read_manifest,
+)
 from hwnas.digests import sha256_file
-from hwnas.errors import ConfigError, MeasurementError
-from hwnas.measurement.artifact import Artifact
+from hwnas.errors import ConfigError
 from hwnas.search_core.objectives import Constraint
 
 if TYPE_CHECKING:
@@ -34,14 +45,6 @@ if TYPE_CHECKING:
     from hwnas.model.search_space import Subnet
     from hwnas.model.supernet import Supernet
     from hwnas.search_core.evaluator import Evaluation
-
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "hwnas-artifact/1"
-COMPILED_DIR = "compiled"
-ONNX_FILE = "model.onnx"
-WEIGHTS_FILE = "weights.npz"
-REFERENCE_FILE = "reference.npz"
-RUNNER_FILE = "run.py"
 
 _PICK = re.compile(
     r"^\s*(?P<dir>max|min)\s+(?P<metric>[A-Za-z_][\w]*)\s*(?:where\s+(?P<where>.+))?$"
@@ -124,6 +127,11 @@ class ExportedArtifact:
     def median_ms(self) -> float:
         return float(self.manifest["latency"]["median_ms"])
 
+    @property
+    def digest(self) -> str:
+        """What to pin the artifact by: ``hwnas verify DIR --digest <this>``."""
+        return artifact_digest(self.directory)
+
 
 def export_subnet(
     supernet: Supernet,
@@ -138,13 +146,40 @@ def export_subnet(
     cache: Any = True,
     overwrite: bool = False,
 ) -> ExportedArtifact:
-    """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``."""
-    from hwnas.ir import GraphIR
-    from hwnas.measurement.measurer import Measurer
+    """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``.
+
+    The directory is built beside ``out`` and moved into place only when
+    complete, so a failing export leaves any previous artifact untouched;
+    ``overwrite`` replaces only a folder that checks out as an hwnas artifact.
+    """
     from hwnas.measurement.protocol import DEFAULT_PROTOCOL
 
-    out = _prepare_directory(Path(out), overwrite)
-    measurer = Measurer(target, protocol or DEFAULT_PROTOCOL, cache=cache)
+    final = Path(out)
+    _check_replaceable(final, overwrite)
+    with _staging_directory(final) as out:
+        manifest = _write_artifact(
+            supernet, module, subnet, target, out, protocol or DEFAULT_PROTOCOL, accuracy,
+            checkpoint, cache,
+        )  # fmt: skip
+        _swap_into_place(out, final)
+    return ExportedArtifact(final, manifest)
+
+
+def _write_artifact(
+    supernet: Supernet,
+    module: torch.nn.Module,
+    subnet: Subnet,
+    target: Target | str,
+    out: Path,
+    protocol: MeasurementProtocol,
+    accuracy: float | None,
+    checkpoint: str | Path | None,
+    cache: Any,
+) -> dict[str, Any]:
+    from hwnas.ir import GraphIR
+    from hwnas.measurement.measurer import Measurer
+
+    measurer = Measurer(target, protocol, cache=cache)
     ir = GraphIR.from_subnet(supernet, module, subnet)
     measurement = measurer.measure(ir)  # verifies outputs against torch before timing
     artifact = measurer.compile(ir)  # the artifact just measured, reused from the compile cache
@@ -206,24 +241,72 @@ def export_subnet(
         if p.is_file() and p.name != MANIFEST
     ]
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-    return ExportedArtifact(out, manifest)
+    return manifest
 
 
-def _prepare_directory(out: Path, overwrite: bool) -> Path:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"export directory {out} is not empty",
-                hint="choose another --out, or pass --overwrite",
-            )
-        if not (out / MANIFEST).is_file():
-            raise ConfigError(
-                f"refusing to overwrite {out}: it is not an hwnas artifact (no {MANIFEST})",
-                hint="choose an empty or new --out directory",
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse early (before compiling) to write where an export must not go."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and existing != out and not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file, not a directory")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file", hint="choose a directory path")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"export directory {out} is not empty", hint="choose another --out, or pass --overwrite"
+        )
+    try:
+        manifest = read_manifest(out)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"refusing to overwrite {out}: it is not an hwnas artifact ({exc.message})",
+            hint="choose an empty or new --out directory",
+        ) from None
+    problems = run_artifact.check_files(manifest, out)
+    if problems:
+        raise ConfigError(
+            f"refusing to overwrite {out}: it holds more or other than an hwnas artifact "
+            f"({problems[0]}{'; ...' if len(problems) > 1 else ''})",
+            hint="move those files away, or choose another --out",
+        )
+
+
+@contextlib.contextmanager
+def _staging_directory(final: Path) -> Iterator[Path]:
+    """A fresh folder beside ``final`` to build in; removed if the export fails."""
+    import tempfile
+
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.export-", dir=final.parent))
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {final}: cannot write in {final.parent} ({exc.strerror})",
+            hint="choose a directory you can write to",
+        ) from None
+    try:
+        yield staging
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Move the finished artifact to ``final``; a previous one is moved aside first, then removed."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+        final.rename(old)
+    try:
+        staging.rename(final)
+    except OSError:
+        if old is not None:
+            old.rename(final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _checkpoint_entry(checkpoint: str | Path | None) -> dict[str, Any] | None:
@@ -260,90 +343,3 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             continue
     return versions
-
-
-# -- verify ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What ``hwnas verify`` found: file problems by name, and whether outputs match the reference."""
-
-    directory: Path
-    file_problems: tuple[str, ...]
-    outputs_checked: bool
-    max_abs_error: float | None = None
-    outputs_match: bool | None = None
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.file_problems and (not self.outputs_checked or bool(self.outputs_match))
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{directory} is not an hwnas artifact: {MANIFEST} is missing",
-            hint="pass the directory `hwnas export --out` wrote",
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the manifest was damaged"
-        ) from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ConfigError(f"{path}: format {manifest.get('format')!r} is not {MANIFEST_FORMAT!r}")
-    return manifest
-
-
-def verify_artifact(directory: str | Path, *, check_outputs: bool = True) -> VerifyReport:
-    """Re-hash every file against the manifest, then run the compiled model on its target against the reference.
-
-    Tampered, truncated or missing files are reported by name (and outputs
-    are then not run). Raises :class:`~hwnas.errors.TargetUnavailableError`
-    if the artifact's target cannot run here and ``check_outputs`` is set.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    problems = tuple(run_artifact.check_files(manifest, directory))
-    if problems or not check_outputs:
-        return VerifyReport(
-            directory,
-            problems,
-            outputs_checked=False,
-            note="files differ from the manifest" if problems else "outputs not checked",
-        )
-    from hwnas.measurement.resolve import resolve_target
-
-    target = resolve_target(manifest["target"]["spec"])
-    target.check_available()
-    artifact = Artifact.load(directory / COMPILED_DIR)
-    reference = np.load(directory / manifest["reference"])
-    inputs = [reference[f"input{i}"] for i in range(len(manifest["inputs"]))]
-    expected = [reference[f"output{i}"] for i in range(len(manifest["outputs"]))]
-    runner = target.load(artifact, target.threads(None))
-    try:
-        runner.set_inputs(inputs)
-        runner.run()
-        outputs = runner.outputs()
-    except Exception as exc:
-        raise MeasurementError(f"{directory}: running the compiled model failed: {exc}") from exc
-    finally:
-        runner.close()
-    tolerance = manifest["verification"]
-    error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
-    match = all(
-        np.allclose(o, e, rtol=tolerance["rtol"], atol=tolerance["atol"])
-        for o, e in zip(outputs, expected)
-    )
-    return VerifyReport(
-        directory,
-        (),
-        outputs_checked=True,
-        max_abs_error=error,
-        outputs_match=match,
-        note=f"ran on {target.name}",
-    )

@@ -27,24 +27,58 @@ def load_manifest() -> dict:
 
 
 def check_files(manifest: dict, root: Path = HERE) -> list[str]:
-    """Files missing, truncated or changed since export, by name."""
+    """What is wrong with the files against the manifest, by name: missing, changed, stray or unsafe.
+
+    Every file but manifest.json must be listed with its size and sha256;
+    listed paths must stay inside the artifact (no absolute paths, no ``..``,
+    no symbolic links), and the model, the reference and run.py must be listed.
+    """
+    entries = manifest.get("files")
+    if not isinstance(entries, list) or not entries:
+        return ["manifest.json lists no files: an artifact without its file list cannot be checked"]
     problems = []
-    for entry in manifest["files"]:
-        path = root / entry["path"]
+    listed = set()
+    base = root.resolve()
+    for entry in entries:
+        name = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            problems.append(f"manifest.json has a file entry without a path: {entry!r}")
+            continue
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or name.startswith("~"):
+            problems.append(f"{name}: path leaves the artifact directory (refused)")
+            continue
+        path = root / relative
+        if path.is_symlink() or not str(path.resolve()).startswith(str(base) + os.sep):
+            problems.append(f"{name}: is a link or leaves the artifact directory (refused)")
+            continue
+        listed.add(relative.as_posix())
         if not path.is_file():
-            problems.append(f"{entry['path']}: missing")
+            problems.append(f"{name}: missing")
             continue
         size = path.stat().st_size
-        if size != entry["size"]:
+        if size != entry.get("size"):
             problems.append(
-                f"{entry['path']}: size {size} bytes, expected {entry['size']} (truncated or changed)"
+                f"{name}: size {size} bytes, expected {entry.get('size')} (truncated or changed)"
             )
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != entry["sha256"]:
-            problems.append(
-                f"{entry['path']}: sha256 differs from the manifest (file was modified)"
-            )
+        if digest != entry.get("sha256"):
+            problems.append(f"{name}: sha256 differs from the manifest (file was modified)")
+    required = {
+        "runtime entry": (manifest.get("runtime") or {}).get("entry"),
+        "reference": manifest.get("reference"),
+        "runner": "run.py",
+    }
+    for what, name in required.items():
+        if not isinstance(name, str) or Path(name).as_posix() not in listed:
+            problems.append(f"the {what} ({name!r}) is not among the listed files")
+    for path in sorted(root.rglob("*")):
+        name = path.relative_to(root).as_posix()
+        if path.is_dir() or name == "manifest.json" or "__pycache__" in path.parts:
+            continue
+        if name not in listed:
+            problems.append(f"{name}: stray file, not in the manifest")
     return problems
 
 
