@@ -255,3 +255,28 @@ def test_compiled_artifact_is_reused_and_checked(measurer, tiny_ir):
     Path(first.path()).write_bytes(b"tampered")
     again = m.compile(tiny_ir)  # the tampered artifact is recompiled, not trusted
     again.verify()
+
+
+def test_timing_waits_for_the_machine_wide_lock_of_its_cores(
+    measurer, tiny_ir, tmp_path, monkeypatch
+):
+    import threading
+
+    from hwnas.measurement.timing_lock import cores_locked, usable_core_ids
+
+    monkeypatch.setenv("HWNAS_TIMING_LOCK_DIR", str(tmp_path / "locks"))
+    held = threading.Event()
+
+    def another_process_timing() -> None:  # flock locks are per open file: a thread stands in
+        with cores_locked(usable_core_ids()):
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=another_process_timing)
+    thread.start()
+    held.wait(10)
+    result = measurer("fake-replay:ok").measure(tiny_ir)
+    thread.join()
+    assert result.cores == usable_core_ids()
+    assert result.lock_wait_s > 1.0  # it waited for the other timing to finish
+    assert Measurement.from_dict(result.to_dict()).cores == result.cores

@@ -8,6 +8,7 @@ the worker's job (:mod:`~hwnas.measurement.timing`), isolation
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -25,6 +26,7 @@ from hwnas.measurement.protocol import DEFAULT_PROTOCOL, MeasurementProtocol
 from hwnas.measurement.resolve import resolve_target
 from hwnas.measurement.results import Measurement, MeasurementFailure, MeasureResult, Statistics
 from hwnas.measurement.timing import WorkerReport, run_measurement, thread_env
+from hwnas.measurement.timing_lock import cores_locked, usable_core_ids
 from hwnas.measurement.verification import fixed_inputs, reference_outputs
 
 if TYPE_CHECKING:
@@ -121,13 +123,16 @@ class Measurer:
         inputs, reference = self.reference(ir)
         env = thread_env(self.threads) if not self.target.remote else {}
         worker = self.pool.worker(env, slot)
+        # Local timing holds the machine-wide lock of its cores; a remote board times elsewhere.
+        cores = () if self.target.remote else usable_core_ids()
         lost: list[str] = []
         for attempt in range(1 + self.protocol.device_retries):
-            outcome = worker.call(
-                run_measurement,
-                (self.target, artifact, inputs, reference, self.protocol, self.threads),
-                timeout=self.protocol.timeout_s,
-            )
+            with cores_locked(cores) as waited:
+                outcome = worker.call(
+                    run_measurement,
+                    (self.target, artifact, inputs, reference, self.protocol, self.threads),
+                    timeout=self.protocol.timeout_s,
+                )
             if not outcome.ok:
                 kind = outcome.failure
                 return (
@@ -135,7 +140,9 @@ class Measurer:
                     self._failure(ir, kind, outcome.reason, outcome.traceback, outcome.seconds),
                     attempt,
                 )
-            report: WorkerReport = outcome.value
+            report: WorkerReport = dataclasses.replace(
+                outcome.value, cores=cores, lock_wait_s=waited
+            )
             if report.status == "ok":
                 return report, None, attempt
             if report.status == "device_lost":
@@ -217,6 +224,8 @@ class Measurer:
             macs=_optional_int(getattr(ir, "macs", None)),
             device=dict(report.device),
             retries=retries,
+            cores=report.cores,
+            lock_wait_s=report.lock_wait_s,
             compile_s=artifact.compile_s,
             measure_s=seconds,
             created=time.time(),

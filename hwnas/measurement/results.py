@@ -45,6 +45,9 @@ class Measurement:
     macs: int | None = None
     device: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     retries: int = 0
+    #: Cores the measurement held the machine-wide timing lock of (none for remote boards).
+    cores: tuple[int, ...] = field(default=(), compare=False)
+    lock_wait_s: float = field(default=0.0, compare=False)
     compile_s: float = field(default=0.0, compare=False)
     measure_s: float = field(default=0.0, compare=False)
     created: float = field(default=0.0, compare=False)
@@ -81,6 +84,7 @@ class Measurement:
         values["input_shapes"] = tuple(tuple(s) for s in data["input_shapes"])
         values["samples_s"] = tuple(data["samples_s"])
         values["discarded_s"] = tuple(tuple(a) for a in data["discarded_s"])
+        values["cores"] = tuple(data.get("cores", ()))
         return cls(**values)
 
 

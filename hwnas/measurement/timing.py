@@ -38,6 +38,9 @@ class WorkerReport:
     device: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
     traceback: str = ""
+    #: Cores whose machine-wide timing lock was held, and how long it took to get them (parent side).
+    cores: tuple[int, ...] = ()
+    lock_wait_s: float = 0.0
 
 
 def run_measurement(
