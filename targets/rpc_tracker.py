@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas import ConfigError
+
 TRACKER_MAGIC = 0x2F271
 SUCCESS = 0
 REQUEST = 4
@@ -36,8 +38,18 @@ def parse_address(address: str, default_port: int = 9190) -> tuple[str, int]:
     """``"127.0.0.1:9190"`` -> ``("127.0.0.1", 9190)``."""
     host, _, port = address.rpartition(":")
     if not host:
-        return address, default_port
-    return host, int(port)
+        host, port = address, str(default_port)
+    if not host:
+        raise ConfigError(
+            f"address {address!r} has no host", hint="write HOST:PORT, e.g. 127.0.0.1:9190"
+        )
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"address {address!r}: port {port!r} is not a number") from None
+    if not 1 <= number <= 65535:
+        raise ConfigError(f"address {address!r}: port {number} is not in 1..65535")
+    return host, number
 
 
 def reachable(host: str, port: int, timeout: float = 0.5) -> str:

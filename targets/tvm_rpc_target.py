@@ -86,10 +86,7 @@ class TvmRpcTarget(Target):
                 f"target {spec}: no address",
                 hint="write tvm-rpc:ARCH@HOST:PORT?key=KEY (tracker) or tvm-rpc:ARCH@HOST:PORT (one server)",
             )
-        try:
-            self.host, self.port = rpc_tracker.parse_address(spec.address, DEFAULT_PORT)
-        except ValueError:
-            raise ConfigError(f"target {spec}: address {spec.address!r} is not HOST:PORT") from None
+        self.host, self.port = rpc_tracker.parse_address(spec.address, DEFAULT_PORT)
         self.key = spec.option("key") or ""
         self.trials = self.int_option("trials", 0) or 0
         if self.trials and not self.key:

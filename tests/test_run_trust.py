@@ -184,3 +184,12 @@ def test_search_out_under_a_file_exits_2(plugin_host, tmp_path, out_kind, messag
         "--quiet",
     )  # fmt: skip
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_report_that_cannot_be_written_keeps_the_evaluations(plugin_host, tmp_path):
+    (tmp_path / "pareto.png").mkdir()  # something in the way of a report file
+    with pytest.raises(ConfigError, match="report files cannot be written") as info:
+        hwnas.search(zdt_space(), zdt_evaluate, OBJECTIVES, budget=4, out=tmp_path)
+    assert "--resume" in str(info.value)
+    with RunStore.open_existing(tmp_path) as store:
+        assert store.count() == 4

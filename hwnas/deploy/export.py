@@ -85,12 +85,24 @@ class Pick:
                 f"no successful evaluation in this run has metric {self.metric!r}",
                 hint=f"metrics in the run: {', '.join(metrics) or 'none'}",
             )
+        known = {m for e in usable for m in e.values}
+        unknown = [c.metric for c in self.constraints if c.metric not in known]
+        if unknown:
+            raise ConfigError(
+                f"--pick: this run has no metric {', '.join(map(repr, unknown))}",
+                hint=f"metrics in the run: {', '.join(sorted(known))}",
+            )
         meeting = [
-            e for e in usable if all(c.violation(e.values[c.metric]) == 0 for c in self.constraints)
+            e
+            for e in usable
+            if all(
+                c.metric in e.values and c.violation(e.values[c.metric]) == 0
+                for c in self.constraints
+            )
         ]
         if not meeting:
             closest = {
-                c.metric: min(e.values[c.metric] for e in usable)
+                c.metric: min(e.values[c.metric] for e in usable if c.metric in e.values)
                 for c in self.constraints
                 if c.op == "<="
             }

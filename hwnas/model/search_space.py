@@ -86,6 +86,10 @@ class Subnet:
         return f"{self.space}[{self.key}]"
 
 
+#: A subnet file larger than this is not a subnet (a bare config is a few hundred bytes).
+MAX_SUBNET_FILE_BYTES = 1 << 20
+
+
 class SearchSpace:
     """An ordered set of genes; conditional genes must come after the gene they depend on."""
 
@@ -212,12 +216,25 @@ class SearchSpace:
     def load_subnet(self, path: str | Path) -> Subnet:
         """Read a subnet JSON file: either ``{"space": ..., "config": {...}}`` or a bare config."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"subnet file {path} is a directory", hint="pass a SUBNET.json file")
         try:
-            data = json.loads(path.read_text())
+            if path.stat().st_size > MAX_SUBNET_FILE_BYTES:
+                raise ConfigError(
+                    f"subnet file {path} is {path.stat().st_size:,} bytes; a subnet is a few hundred",
+                    hint="pass the JSON `hwnas subnet sample` writes",
+                )
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"subnet file {path} does not exist") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply to be a subnet") from None
+        except OSError as exc:
+            raise ConfigError(f"subnet file {path} cannot be read ({exc.strerror})") from None
         if isinstance(data, dict) and "config" in data:
             if data.get("space") not in (None, self.name):
                 raise ConfigError(

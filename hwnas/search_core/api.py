@@ -177,7 +177,15 @@ def search(
             measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason
         )
         if out is not None:
-            write_reports(result, Path(out))
+            try:
+                write_reports(result, Path(out))
+            except OSError as exc:
+                raise ConfigError(
+                    f"the search finished but its report files cannot be written in {out}: "
+                    f"{exc.filename or ''} ({exc.strerror or exc})",
+                    hint=f"every evaluation is in {Path(out) / FILENAME}; fix the folder and "
+                    "run the same command with --resume to write them",
+                ) from None
         return result
     finally:
         store.close()
