@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -280,3 +281,28 @@ def test_timing_waits_for_the_machine_wide_lock_of_its_cores(
     assert result.cores == usable_core_ids()
     assert result.lock_wait_s > 1.0  # it waited for the other timing to finish
     assert Measurement.from_dict(result.to_dict()).cores == result.cores
+
+
+def test_leftovers_of_killed_processes_are_swept(measurer, tiny_ir, tmp_path):
+    import subprocess
+    import sys
+
+    from hwnas.measurement.isolation import WorkerPool as Pool
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    m = measurer("fake-replay:ok")
+    kind_dir = m.artifacts.path(tiny_ir).parent
+    kind_dir.mkdir(parents=True)
+    stale = kind_dir / f".{tiny_ir.key[:16]}-pid{gone}-abc"
+    stale.mkdir()
+    ours = kind_dir / f".{tiny_ir.key[:16]}-pid{os.getpid()}-abc"
+    ours.mkdir()
+    m.measure(tiny_ir)
+    assert not stale.exists() and ours.exists()  # a live process's folder is left alone
+    import tempfile
+
+    log = Path(tempfile.gettempdir()) / f"hwnas-worker-0-pid{gone}-xyz.log"
+    log.write_text("old")
+    Pool().close()
+    assert not log.exists()

@@ -34,6 +34,7 @@ from hwnas.deploy.manifest import (
 )
 from hwnas.digests import sha256_file
 from hwnas.errors import ConfigError
+from hwnas.leftovers import pid_tag, sweep
 from hwnas.search_core.objectives import Constraint
 
 if TYPE_CHECKING:
@@ -292,7 +293,10 @@ def _staging_directory(final: Path) -> Iterator[Path]:
 
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.export-", dir=final.parent))
+        sweep(final.parent, f".{final.name}.")  # left by an export that was killed
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{final.name}.export-{pid_tag()}-", dir=final.parent)
+        )
     except OSError as exc:
         raise ConfigError(
             f"--out {final}: cannot write in {final.parent} ({exc.strerror})",
@@ -309,7 +313,7 @@ def _swap_into_place(staging: Path, final: Path) -> None:
     """Move the finished artifact to ``final``; a previous one is moved aside first, then removed."""
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+        old = final.with_name(f".{final.name}.old-{pid_tag()}-{staging.name.rsplit('-', 1)[-1]}")
         final.rename(old)
     try:
         staging.rename(final)

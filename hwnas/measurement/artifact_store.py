@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hwnas.errors import CompileError, ConfigError, HwnasError
+from hwnas.leftovers import pid_tag, sweep
 from hwnas.measurement.artifact import MANIFEST, Artifact
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class ArtifactStore:
             return found
         root = self.path(ir)
         root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{ir.key[:16]}-", dir=root.parent))
+        sweep(root.parent, ".")  # compile folders of processes killed mid-compile
+        tmp = Path(tempfile.mkdtemp(prefix=f".{ir.key[:16]}-{pid_tag()}-", dir=root.parent))
         try:
             start = time.perf_counter()
             try:

@@ -23,6 +23,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from hwnas.leftovers import pid_tag, sweep
+
 #: Lines of a dead worker's stderr kept in the failure reason.
 LOG_TAIL_LINES = 6
 
@@ -52,7 +54,7 @@ class Worker:
         self.name = name
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+        fd, path = tempfile.mkstemp(prefix=f"{name}-{pid_tag()}-", suffix=".log")
         os.close(fd)
         self._log = Path(path)
         self.calls = 0
@@ -184,6 +186,7 @@ class WorkerPool:
     """Workers by environment and slot, kept warm between calls (spawning one imports its runtime again)."""
 
     def __init__(self) -> None:
+        sweep(Path(tempfile.gettempdir()), "hwnas-")  # logs of workers whose parent was killed
         self._workers: dict[tuple[tuple[tuple[str, str], ...], int], Worker] = {}
         self._lock = threading.Lock()
 
