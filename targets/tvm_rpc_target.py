@@ -9,7 +9,9 @@ core retries the measurement on another one.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,38 @@ DEFAULT_PORT = 9190
 REQUEST_TIMEOUT_S = 120.0
 #: Words in an RPC failure that mean the board (or the link to it) went away.
 LOST_DEVICE_WORDS = ("rpc", "socket", "connection", "broken pipe", "session", "closed", "timed out")
+
+
+MISMATCH_WORDS = ("elf", "wrong", "architecture", "format", "cannot open shared object")
+
+
+class BoardMismatch(RuntimeError):
+    """The board behind the tracker key is not the kind the spec names (it cannot run its library)."""
+
+
+def warn_if_exposed(what: str, host: str) -> None:
+    """TVM RPC has no authentication: say so when it goes beyond this machine."""
+    if _is_loopback(host) or host in _WARNED:
+        return
+    _WARNED.add(host)
+    warnings.warn(
+        f"the {what} at {host} is not on loopback; TVM RPC has no authentication, so anyone who "
+        "reaches it can run code on the boards or report made-up timings. Use an SSH tunnel or a "
+        "private network (docs/EDGE.md).",
+        stacklevel=3,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_WARNED: set[str] = set()
 TRUE = ("1", "true", "yes")
 
 
@@ -87,6 +121,7 @@ class TvmRpcTarget(Target):
                 hint="write tvm-rpc:ARCH@HOST:PORT?key=KEY (tracker) or tvm-rpc:ARCH@HOST:PORT (one server)",
             )
         self.host, self.port = rpc_tracker.parse_address(spec.address, DEFAULT_PORT)
+        warn_if_exposed("RPC tracker" if spec.option("key") else "RPC server", self.host)
         self.key = spec.option("key") or ""
         self.trials = self.int_option("trials", 0) or 0
         if self.trials and not self.key:
@@ -156,6 +191,8 @@ class TvmRpcTarget(Target):
         return max(1, rpc_tracker.free_boards(self.host, self.port, self.key))
 
     def is_device_lost(self, exc: BaseException) -> bool:
+        if isinstance(exc, BoardMismatch):
+            return False
         if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
             return True
         text = f"{type(exc).__name__}: {exc}".lower()
@@ -203,13 +240,26 @@ class TvmRpcTarget(Target):
         board = rpc_tracker.request(self.host, self.port, self.key, timeout=REQUEST_TIMEOUT_S)
         # A tracker on loopback reports boards by their own view of their address.
         board_host = self.host if board.host in ("0.0.0.0", "") else board.host
+        warn_if_exposed("board", board_host)
         return rpc.connect(board_host, board.port, board.match_key), f"{board_host}:{board.port}"
 
     def load(self, artifact: Artifact, threads: int) -> Runner:
         session, address = self.connect()
         remote_name = f"hwnas-{artifact.files[0].sha256[:16]}.so"
         session.upload(str(artifact.path()), target=remote_name)
-        library = session.load_module(remote_name)
+        try:
+            library = session.load_module(remote_name)
+        except Exception as exc:
+            # glibc reports a library for another machine as "cannot open shared object file"
+            # even though it was just uploaded; others say "wrong ELF class" or "invalid format".
+            if any(word in str(exc).lower() for word in MISMATCH_WORDS):
+                # A board of another kind (or a fake one) cannot load this library: never time it.
+                raise BoardMismatch(
+                    f"the board at {address} (key {self.key or '-'}) cannot load a {self.triple} "
+                    f"library, so it is not the {self.arch} board this target names: "
+                    f"{str(exc).strip().splitlines()[0][:200]}"
+                ) from None
+            raise
         if threads:
             session.get_function("runtime.config_threadpool")(1, threads)
         board_threads = int(session.get_function("runtime.NumThreads")())

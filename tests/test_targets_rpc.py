@@ -257,3 +257,23 @@ def test_a_board_dying_mid_measurement_is_replaced(
 
 
 # The emulated arm64 farm itself is exercised by tests/test_edge.py (fixture edge_farm).
+
+
+@pytest.mark.slow
+def test_a_board_of_another_kind_is_refused_not_timed(
+    builtin_plugin_host, farm, small_irs, pool, tmp_path
+):
+    # the farm's boards are x86_64; a spec naming aarch64 boards under the same key must not trust them
+    spec = farm.spec.replace("tvm-rpc:x86_64", "tvm-rpc:aarch64").replace("&cc=gcc", "")
+    protocol = MeasurementProtocol(warmup=1, repeats=5, min_repeat_ms=5.0, timeout_s=300.0)
+    measurer = Measurer(spec, protocol, cache=None, artifact_dir=tmp_path, pool=pool)
+    result = measurer.measure_one(small_irs[0])
+    assert not isinstance(result, Measurement)
+    assert result.kind == "error", result.reason
+    assert "is not the aarch64 board this target names" in result.reason
+    assert result.seconds < 120  # not retried as a lost device
+
+
+def test_an_rpc_address_off_loopback_warns(builtin_plugin_host):
+    with pytest.warns(UserWarning, match="not on loopback; TVM RPC has no authentication"):
+        resolve_target("tvm-rpc:aarch64@192.0.2.7:9190?key=rasp4")

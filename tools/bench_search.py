@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 import hwnas
-from hwnas.search_core import nb201
 from hwnas.model.search_space import Gene, SearchSpace
 from hwnas.registry import predictor_class, strategy_class
+from hwnas.search_core import nb201
 from hwnas.search_core.evaluator import Evaluation
 from hwnas.search_core.objectives import (
     BUILTIN_OBJECTIVES,

@@ -110,6 +110,8 @@ DEFAULT_KEY = "rasp4-emulated"
 DEFAULT_TRACKER_PORT = 9190
 DEFAULT_BASE_PORT = 9091
 LOOPBACK = "127.0.0.1"
+#: uid:gid the boards' RPC servers run as inside the root (nobody:nogroup).
+BOARD_USER = "65534:65534"
 BOARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _TRACKER_MAGIC = 0x2F271
@@ -808,8 +810,11 @@ def _start_farm_locked(
 
         extra = {"TVM_NUM_THREADS": str(num_threads)} if num_threads else None
         for i, port in enumerate(board_ports):
+            # The board's server runs code that clients upload: chroot as root, then drop to
+            # an unprivileged user, so a client cannot act as root on this machine.
             cmd = [
                 "chroot",
+                f"--userspec={BOARD_USER}",
                 str(root_dir()),
                 "python3",
                 "-m",
@@ -825,7 +830,9 @@ def _start_farm_locked(
                 "--key",
                 key,
             ]
-            board = _spawn(cmd, logs / f"board-{i}.log", _board_env(extra))
+            board = _spawn(
+                cmd, logs / f"board-{i}.log", _board_env({"HOME": "/tmp", **(extra or {})})
+            )
             board.update(index=i, port=port, key=key)
             state["boards"].append(board)
         _write_json(_state_path(), state)
