@@ -193,3 +193,38 @@ def test_a_report_that_cannot_be_written_keeps_the_evaluations(plugin_host, tmp_
     assert "--resume" in str(info.value)
     with RunStore.open_existing(tmp_path) as store:
         assert store.count() == 4
+
+
+class _RegistersBrokenStrategy:
+    @hwnas.hookimpl
+    def hwnas_register_strategies(self, register):
+        register(_BreaksOnSecondAsk)
+
+
+def test_cli_names_the_failing_plugin_and_how_to_resume(
+    builtin_plugin_host, tmp_path, capsys, monkeypatch
+):
+    import sys
+
+    from hwnas.cli import main
+
+    builtin_plugin_host.register(_RegistersBrokenStrategy(), name="acme-strategies")
+    args = ["search", "--space", "nb201", "--target", "raspi4", "--strategy",
+            "breaks-on-second-ask", "--budget", "20", "--batch-size", "5", "--out",
+            str(tmp_path), "--quiet"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["hwnas", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "plugin 'acme-strategies'" in err and "proposal model diverged" in err
+    assert "5 evaluation(s) are saved" in err and "--resume" in err.splitlines()[-1]
+    assert len((tmp_path / "evaluations.csv").read_text().splitlines()) == 6
+
+
+def test_train_checks_out_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_hwnas("train", "ofa-mbv3", "--epochs", "1", "--out", str(blocker / "net.pt"))
+    assert result.returncode == 2 and "is a file, not a directory" in result.stderr
+    assert "epoch" not in result.stdout  # refused before any training
