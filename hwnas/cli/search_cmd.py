@@ -104,6 +104,13 @@ if TYPE_CHECKING:
     help="Evaluate in this many worker processes.",
 )
 @click.option(
+    "--executor",
+    metavar="SPEC",
+    help="Where candidates are evaluated: 'process' (the --workers pinned to their own cores), "
+    "'ray' (a local Ray cluster) or 'ray://HOST:PORT' (an existing one); default: in this process, "
+    "or 'process' when --workers > 1.",
+)
+@click.option(
     "--set",
     "settings",
     multiple=True,
@@ -130,6 +137,7 @@ def search(
     seed: int,
     batch_size: int | None,
     workers: int,
+    executor: str | None,
     settings: tuple[str, ...],
     rtol: float | None,
     atol: float | None,
@@ -173,7 +181,7 @@ def search(
                 resume=resume,
                 seed=seed,
                 batch_size=batch_size,
-                executor="inprocess" if workers == 1 else f"process:{workers}",
+                executor=_executor_spec(executor, workers),
                 settings=pairs,
                 candidates=problem["candidates"],
                 progress=bar.update,
@@ -240,6 +248,26 @@ def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
     # Declared bounds make the hypervolume comparable between runs on these tables.
     bounded = tables.objectives([o.name for o in objectives], target, candidates)
     return {"space": space, "evaluate": provider, "objectives": bounded, "candidates": candidates}
+
+
+def _executor_spec(executor: str | None, workers: int) -> str:
+    """``--executor`` and ``--workers`` as one executor spec (see hwnas.search_core.executor)."""
+    from hwnas.errors import ConfigError
+
+    if executor is None:
+        return "inprocess" if workers == 1 else f"process:{workers}"
+    executor = executor.strip()
+    if executor in ("process", "ray"):
+        return f"{executor}:{workers}" if workers > 1 or executor == "process" else executor
+    if executor.startswith("ray://"):
+        return executor if workers == 1 or "?" in executor else f"{executor}?workers={workers}"
+    if executor == "inprocess":
+        if workers > 1:
+            raise ConfigError("--executor inprocess runs one candidate at a time; drop --workers")
+        return executor
+    raise ConfigError(
+        f"unknown --executor {executor!r}", hint="use process, ray, or ray://HOST:PORT"
+    )
 
 
 def _stored(out: Path) -> int:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from hwnas.measurement.results import Measurement
 
@@ -54,6 +55,13 @@ class MeasurementCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._db.commit()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to another process (a search worker): it opens its own connection
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
 
     def get(self, key: str) -> Measurement | None:
         """The measurement stored under ``key`` (marked ``cached=True``), or ``None``."""

@@ -85,6 +85,19 @@ class Measurer:
         self._references: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self._lock = threading.Lock()  # guards the references (measure_many runs threads)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to a search worker: the worker process starts its own measurement workers.
+        state = dict(self.__dict__)
+        state.update(pool=None, _references={}, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from hwnas.measurement.isolation import default_pool
+
+        self.__dict__.update(state)
+        self.pool = default_pool()
+        self._lock = threading.Lock()
+
     # -- keys --------------------------------------------------------------
 
     def cache_key(self, ir: GraphIR) -> str:

@@ -145,6 +145,8 @@ def search(
             candidates,
         ) | dict(metadata or {})
         measured = _open_run(store, meta, space, resume, existed)
+        # where this session's candidates ran; not checked on resume (a run may resume elsewhere)
+        store.set_meta({"execution": runner.describe()})
         search_strategy = strategy_cls(
             space, objectives, constraints, seed, settings, candidates=candidates
         )

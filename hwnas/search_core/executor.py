@@ -1,18 +1,23 @@
-"""Executors: where a batch of independent tasks runs (this process, a process pool; Ray later).
+"""Executors: where a batch of independent tasks runs (this process, a pool of pinned processes, Ray).
 
 An executor only runs functions and reports which task finished; what a task
 is (evaluating one subnet) is :mod:`hwnas.search_core.evaluator`'s business.
+Workers keep the function they were sent between tasks (its caches, its
+measurement worker, its loaded runtime), so a batch pays start-up once.
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hwnas.errors import ConfigError
+from hwnas.measurement.timing import THREAD_ENV_VARS
+from hwnas.measurement.timing_lock import usable_core_ids
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,10 @@ class Executor(ABC):
         """How many tasks run at once; the search loop sizes batches by it."""
         return 1
 
+    def describe(self) -> dict[str, Any]:
+        """Where tasks run, for the run's metadata (which cores compile and time)."""
+        return {"executor": self.name, "workers": self.workers}
+
     @abstractmethod
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[TaskResult]:
         """Call ``fn(item)`` for every item; yield one :class:`TaskResult` per item, in completion order."""
@@ -66,10 +75,41 @@ class InProcessExecutor(Executor):
             yield TaskResult(index, fn(item))
 
 
-def _call_pickled(payload: bytes, item: Any) -> Any:
+#: Functions a worker process was sent, by payload digest: kept so that what they hold
+#: (IR caches, a warm measurement worker, an accuracy cache) lives across tasks.
+_FUNCTIONS: OrderedDict[str, Callable[[Any], Any]] = OrderedDict()
+_FUNCTIONS_KEPT = 2
+
+
+def call_pickled(payload: bytes, item: Any) -> Any:
+    """Run a cloudpickled function on ``item``, unpickling it only the first time this process sees it."""
+    import hashlib
+
     import cloudpickle
 
-    return cloudpickle.loads(payload)(item)
+    digest = hashlib.sha256(payload).hexdigest()
+    fn = _FUNCTIONS.get(digest)
+    if fn is None:
+        fn = _FUNCTIONS[digest] = cloudpickle.loads(payload)
+        while len(_FUNCTIONS) > _FUNCTIONS_KEPT:
+            _FUNCTIONS.popitem(last=False)
+    return fn(item)
+
+
+def pin_to_core(cores: Any) -> None:
+    """Worker initialiser: take one core from the shared queue and run (and time) only there."""
+    import os
+
+    core = cores.get()
+    os.sched_setaffinity(0, {core})
+    # A worker owns one core: its runtimes and torch use one thread there.
+    os.environ.update({name: "1" for name in THREAD_ENV_VARS})
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
 
 
 class ProcessPoolExecutor(Executor):
@@ -77,30 +117,50 @@ class ProcessPoolExecutor(Executor):
 
     The function is shipped with cloudpickle, so closures and lambdas work.
     ``start_method`` defaults to ``spawn``: forking a process that holds threads
-    (torch, TVM) is unsafe.
+    (torch, TVM) is unsafe. With ``pin=True`` (and at least as many usable
+    cores as workers) each worker runs on a core of its own with one thread,
+    so workers compile and time side by side without disturbing each other.
     """
 
     name = "process"
 
-    def __init__(self, workers: int = 2, *, start_method: str = "spawn") -> None:
+    def __init__(self, workers: int = 2, *, start_method: str = "spawn", pin: bool = True) -> None:
         if workers < 1:
             raise ConfigError(f"process executor needs at least one worker, got {workers}")
         self._workers = workers
         self._start_method = start_method
+        cores = list(usable_core_ids())
+        self._cores = cores[:workers] if pin and len(cores) >= workers else []
         self._pool: Any = None
 
     @property
     def workers(self) -> int:
         return self._workers
 
+    def describe(self) -> dict[str, Any]:
+        if self._cores:
+            layout = "each worker compiles, times and scores on its own core, one thread"
+        else:
+            layout = "workers share every usable core (fewer cores than workers: not pinned)"
+        return {**super().describe(), "worker_cores": list(self._cores), "layout": layout}
+
     def _ensure_pool(self) -> Any:
         if self._pool is None:
             import concurrent.futures
             import multiprocessing
 
+            context = multiprocessing.get_context(self._start_method)
+            initializer, initargs = None, ()
+            if self._cores:
+                queue = context.Queue()
+                for core in self._cores:
+                    queue.put(core)
+                initializer, initargs = pin_to_core, (queue,)
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self._workers,
-                mp_context=multiprocessing.get_context(self._start_method),
+                mp_context=context,
+                initializer=initializer,
+                initargs=initargs,
             )
         return self._pool
 
@@ -125,7 +185,7 @@ class ProcessPoolExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         pool = self._ensure_pool()
-        futures = {pool.submit(_call_pickled, payload, items[i]): i for i in indices}
+        futures = {pool.submit(call_pickled, payload, items[i]): i for i in indices}
         try:
             for future in concurrent.futures.as_completed(futures):
                 try:
@@ -148,16 +208,22 @@ class ProcessPoolExecutor(Executor):
 
 
 def make_executor(spec: str | Executor | None) -> Executor:
-    """``None`` / ``"inprocess"`` -> in this process; ``"process"`` or ``"process:N"`` -> N worker processes."""
+    """``None`` / ``"inprocess"`` -> in this process; ``"process"`` or ``"process:N"`` -> N pinned
+    worker processes; ``"ray"`` / ``"ray:N"`` -> a local Ray cluster, ``"ray://HOST:PORT"`` (optionally
+    ``...?workers=N``) -> an existing one."""
     if spec is None:
         return InProcessExecutor()
     if isinstance(spec, Executor):
         return spec
+    if spec.strip().startswith("ray"):
+        from hwnas.search_core.ray_executor import RayExecutor
+
+        return RayExecutor.from_spec(spec.strip())
     match = re.fullmatch(r"\s*(inprocess|process)(?::(\d+))?\s*", spec)
     if match is None:
         raise ConfigError(
             f"unknown executor {spec!r}",
-            hint="use 'inprocess', 'process' or 'process:N' (N worker processes)",
+            hint="use 'inprocess', 'process:N' (N worker processes), 'ray' or 'ray://HOST:PORT'",
         )
     if match[1] == "inprocess":
         if match[2]:

@@ -34,6 +34,9 @@ class SubnetModels:
         self.keep = keep
         self._irs: OrderedDict[str, GraphIR] = OrderedDict()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_irs": OrderedDict()}  # IRs are rebuilt where they are used
+
     def ir(self, subnet: Subnet) -> GraphIR:
         from hwnas.ir import GraphIR
 
