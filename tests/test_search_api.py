@@ -24,7 +24,8 @@ from hwnas.errors import ConfigError, UnknownNameError
 from hwnas.model.search_space import Subnet
 from hwnas.search_core.api import SearchResult
 from hwnas.search_core.evaluator import Evaluator, Metrics, ObjectiveProvider
-from hwnas.search_core.executor import InProcessExecutor, ProcessPoolExecutor, make_executor
+from hwnas.search_core.executor import InProcessExecutor, ProcessPoolExecutor
+from hwnas.search_core.executor_spec import make_executor
 from hwnas.search_core.objectives import (
     Constraint,
     Objective,

@@ -26,7 +26,8 @@ from hwnas.search_core.evaluator import (
     Metrics,
     ObjectiveProvider,
 )
-from hwnas.search_core.executor import Executor, make_executor
+from hwnas.search_core.executor import Executor
+from hwnas.search_core.executor_spec import make_executor
 from hwnas.search_core.loop import ProgressCallback, SearchLoop
 from hwnas.search_core.objectives import (
     Constraint,
