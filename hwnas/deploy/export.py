@@ -20,6 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwnas.deploy import run_artifact
+from hwnas.deploy.provenance import (
+    copy_loader,
+    plugin_entry,
+    resolve_manifest_target,
+    runtime_entry,
+)
 from hwnas.digests import sha256_file
 from hwnas.errors import ConfigError, MeasurementError
 from hwnas.measurement.artifact import Artifact
@@ -164,6 +170,7 @@ def export_subnet(
         **{f"output{i}": a for i, a in enumerate(outputs)},
     )
     shutil.copyfile(run_artifact.__file__, out / RUNNER_FILE)
+    loader_file = copy_loader(artifact, out)
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -179,12 +186,11 @@ def export_subnet(
             "kind": measurer.target.kind,
             "fingerprint": dict(artifact.fingerprint),
             "compile_details": dict(artifact.details),
+            "plugin": plugin_entry(measurer.target),
         },
-        "runtime": {
-            "loader": artifact.loader,
-            "entry": f"{COMPILED_DIR}/{artifact.entry}",
-            "device": "cuda" if measurer.target.spec.device == "cuda" else "cpu",
-        },
+        "runtime": runtime_entry(
+            measurer.target, artifact, f"{COMPILED_DIR}/{artifact.entry}", loader_file
+        ),
         "latency": _latency_entry(measurement),
         "accuracy": accuracy,
         "macs": ir.macs,
@@ -316,9 +322,7 @@ def verify_artifact(directory: str | Path, *, check_outputs: bool = True) -> Ver
             outputs_checked=False,
             note="files differ from the manifest" if problems else "outputs not checked",
         )
-    from hwnas.measurement.resolve import resolve_target
-
-    target = resolve_target(manifest["target"]["spec"])
+    target = resolve_manifest_target(manifest)
     target.check_available()
     artifact = Artifact.load(directory / COMPILED_DIR)
     reference = np.load(directory / manifest["reference"])
