@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "default_cache_dir": "hwnas.measurement.cache",
     # host facts for available() and fingerprint()
     "cpu_info": "hwnas.measurement.host",
+    "cpu_flags": "hwnas.measurement.host",
     "cpu_fingerprint": "hwnas.measurement.host",
     "gpu_fingerprint": "hwnas.measurement.host",
     "has_nvidia_gpu": "hwnas.measurement.host",
@@ -114,6 +115,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from hwnas.measurement.cache import default_cache_dir
     from hwnas.measurement.host import (
         cpu_fingerprint,
+        cpu_flags,
         cpu_info,
         cuda_compute_capability,
         gpu_fingerprint,

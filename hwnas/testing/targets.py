@@ -246,6 +246,12 @@ def _check_model(
     tolerance = (float(measurer.protocol.rtol or 0.0), float(measurer.protocol.atol or 0.0))
     expected = model.reference(model.other_inputs)
     inputs = model.arrays(model.other_inputs)
+    _, telling = compare_outputs(model.reference(model.inputs), expected, *tolerance)
+    require(
+        telling,
+        f"{where}: tolerance rtol={tolerance[0]:g}, atol={tolerance[1]:g} is so wide that the "
+        "outputs of two different inputs pass as equal; nothing it measures can be checked",
+    )
     outcome = measurer.worker().call(
         run_on_inputs, (target, artifact, inputs, measurer.threads), timeout=protocol.timeout_s
     )
