@@ -154,6 +154,7 @@ class Target(ABC):
 
     @property
     def name(self) -> str:
+        """The spec string this target was configured from."""
         return str(self.spec)
 
     @property

@@ -108,8 +108,17 @@ def check_strategy(
         first.tell(evaluations)
         twin.tell(evaluations)
     require(
-        len(first.history) == len(seen) and first.is_known(next(iter(seen))),
-        f"{where}: history does not hold every evaluation told",
+        len(first.history) == len(seen) and first.known_keys == seen,
+        f"{where}: history and known_keys do not hold every subnet told",
+    )
+    require(
+        not first.violations(first.history).any(),
+        f"{where}: evaluations without constraints count as violating",
+    )
+    sample = first.history[0].subnet
+    require(
+        first.is_known(sample.key) and first.admissible(space.encode(sample)[None])[0] == sample,
+        f"{where}: admissible() does not decode an encoding back to its subnet",
     )
 
     # state: plain data that pickles, and resumes exactly in a fresh instance

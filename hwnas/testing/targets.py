@@ -170,6 +170,9 @@ def check_cheap_queries(target: Target) -> None:
             f"{target.name}: fingerprint() and hardware() must be JSON data ({exc})"
         ) from None
     require(
+        isinstance(target.short_fingerprint(), str), f"{target.name}: short_fingerprint() is no str"
+    )
+    require(
         fingerprint == target.fingerprint(),
         f"{target.name}: fingerprint() changes between calls; it keys the measurement cache",
     )
@@ -184,6 +187,10 @@ def check_cheap_queries(target: Target) -> None:
             _with_option(target, "threads", "2").fingerprint(),
         )
         require(one != two, f"{target.name}: fingerprint() ignores the threads option")
+        require(
+            _with_option(target, "threads", "3").pinned_threads() == 3,
+            f"{target.name}: threads=3 in the spec is not what pinned_threads() gives",
+        )
     try:
         _with_option(target, "hwnas_kit_no_such_option", "1")
     except ConfigError:
@@ -313,7 +320,12 @@ def run_on_inputs(
     try:
         runner.set_inputs(inputs)
         runner.run()
-        return [_host_array(o) for o in runner.outputs()]
+        outputs = [_host_array(o) for o in runner.outputs()]
+        json.dumps(runner.device_info())  # goes into every measurement: plain data
+        native = runner.time_native(3, 1.0)
+        if native is not None and (len(native) != 3 or min(native) <= 0):
+            raise ValueError(f"time_native(3, 1.0) gave {native}: want 3 positive seconds")
+        return outputs
     finally:
         runner.close()
 
