@@ -26,7 +26,7 @@ finally:
 
 
 def _target_param(spec: str) -> object:
-    kind, device = TargetSpec.parse(spec).kind, TargetSpec.parse(spec).device
+    device = TargetSpec.parse(spec).device
     # each check compiles and times three models (TVM: a minute); onnxruntime:cpu stays in the fast suite
     marks = [] if spec == "onnxruntime:cpu" else [pytest.mark.slow]
     if device == "cuda":
