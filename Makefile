@@ -13,11 +13,12 @@ setup: $(STAMP)
 
 # torch first, from the local CPU build: any later requirement then finds it
 # satisfied instead of pulling GBs of CUDA wheels.
-$(STAMP): pyproject.toml examples/hwnas-example-plugin/pyproject.toml
+$(STAMP): pyproject.toml examples/hwnas-example-plugin/pyproject.toml examples/hwnas-openvino/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]' -e examples/hwnas-example-plugin
+	$(PY) -m pip install -q -e '.[dev,ray]' -e examples/hwnas-example-plugin
+	$(PY) -m pip install -q -e examples/hwnas-openvino  # a real third-party target (pulls openvino)
 	touch $@
 
 # The main job on the embedded default: search (resumable: a second `make demo`
@@ -52,7 +53,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow and not edge"
 
 lint: setup
-	$(VENV)/bin/ruff check hwnas targets plugins tests tools
+	$(VENV)/bin/ruff check hwnas targets plugins tests tools examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs artifacts

@@ -48,8 +48,9 @@ _LAZY: dict[str, str] = {
     # targets and measurement
     "Target": "hwnas.measurement.target",
     "TargetSpec": "hwnas.measurement.target",
-    "Runner": "hwnas.measurement.target",
+    "Runner": "hwnas.measurement.runner",
     "Availability": "hwnas.measurement.target",
+    "StandaloneRunner": "hwnas.measurement.standalone",
     "Artifact": "hwnas.measurement.artifact",
     "ArtifactFile": "hwnas.measurement.artifact",
     "MeasurementProtocol": "hwnas.measurement.protocol",
@@ -62,6 +63,7 @@ _LAZY: dict[str, str] = {
     "default_cache_dir": "hwnas.measurement.cache",
     # host facts for available() and fingerprint()
     "cpu_info": "hwnas.measurement.host",
+    "cpu_flags": "hwnas.measurement.host",
     "cpu_fingerprint": "hwnas.measurement.host",
     "gpu_fingerprint": "hwnas.measurement.host",
     "has_nvidia_gpu": "hwnas.measurement.host",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from hwnas.measurement.cache import default_cache_dir
     from hwnas.measurement.host import (
         cpu_fingerprint,
+        cpu_flags,
         cpu_info,
         cuda_compute_capability,
         gpu_fingerprint,
@@ -125,7 +128,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.measurement.resolve import resolve_target
     from hwnas.measurement.results import Measurement, MeasurementFailure
-    from hwnas.measurement.target import Availability, Runner, Target, TargetSpec
+    from hwnas.measurement.runner import Runner
+    from hwnas.measurement.standalone import StandaloneRunner
+    from hwnas.measurement.target import Availability, Target, TargetSpec
     from hwnas.model.search_space import Gene, SearchSpace, Subnet
     from hwnas.model.supernet import Supernet, seeded
     from hwnas.registry import predictor_class

@@ -40,6 +40,21 @@ def hwnas_register_target_presets(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def hwnas_register_loaders(register: Callable[..., None]) -> None:
+    """Register standalone loaders: the code an exported artifact's ``run.py`` runs it with.
+
+    Call ``register(name, module)``: ``name`` is the loader name a target
+    gives ``Target.artifact(..., loader=name)``; ``module`` is the dotted name
+    of a single-file module that imports only the standard library, numpy and
+    its runtime, and defines ``load(path, details, threads)`` returning a
+    model with ``set_inputs(inputs)``, ``run()`` and ``outputs()`` (see
+    docs/PLUGINS.md). Export copies the module's source into the artifact; the
+    default ``Target.load`` runs the same code in the measurement worker.
+    Duplicate names are an error. Every implementation is called.
+    """
+
+
 # -- search ------------------------------------------------------------------
 
 
@@ -80,6 +95,7 @@ def hwnas_register_supernets(register: Callable[..., None]) -> None:
 REGISTER_HOOKS: dict[str, str] = {
     "hwnas_register_targets": "target",
     "hwnas_register_target_presets": "preset",
+    "hwnas_register_loaders": "loader",
     "hwnas_register_strategies": "strategy",
     "hwnas_register_predictors": "predictor",
     "hwnas_register_supernets": "supernet",

@@ -227,6 +227,13 @@ def _register_callback(
                     plugin_name,
                     f"preset {name!r} needs a spec string: register(name, spec, description)",
                 )
+        elif kind == "loader":
+            name = str(obj)
+            if len(extra) != 1 or not isinstance(extra[0], str) or not extra[0]:
+                raise PluginError(
+                    plugin_name,
+                    f"loader {name!r} needs the dotted name of its module: register(name, 'package.module')",
+                )
         else:
             base = _base_class(kind)
             if not (isinstance(obj, type) and issubclass(obj, base)):

@@ -1,4 +1,4 @@
-"""Typed read access to what plugins registered: targets, presets, strategies, predictors, supernets.
+"""Typed read access to what plugins registered: targets, presets, loaders, strategies, predictors, supernets.
 
 The rest of hwnas reads plugins only through these helpers, never through
 ``pm.hook``; loading plugins is :mod:`hwnas.plugin_manager`'s job.
@@ -27,6 +27,25 @@ class Preset:
     spec: str
     description: str = ""
     plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class StandaloneLoader:
+    """A registered standalone loader: the module an exported artifact's ``run.py`` loads it with."""
+
+    name: str
+    module: str
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class PluginOrigin:
+    """Which installed distribution registered something, for manifests and install hints."""
+
+    plugin: str
+    package: str
+    version: str
+    builtin: bool
 
 
 _host: PluginHost | None = None
@@ -72,6 +91,26 @@ def target_presets() -> dict[str, Preset]:
             name=name, spec=spec, description=rest[0] if rest else "", plugin=reg.plugin
         )
     return presets
+
+
+def standalone_loaders() -> dict[str, StandaloneLoader]:
+    """Every registered standalone loader, by name (see ``hwnas_register_loaders``)."""
+    return {
+        name: StandaloneLoader(name=name, module=reg.extra[0], plugin=reg.plugin)
+        for name, reg in plugin_host().registrations("loader").items()
+    }
+
+
+def origin(kind: str, name: str) -> PluginOrigin | None:
+    """The plugin (and its distribution) that registered ``kind`` ``name``, e.g. ``("target", "openvino")``."""
+    host = plugin_host()
+    reg = host.registrations(kind).get(name)
+    if reg is None:
+        return None
+    info = host.plugins.get(reg.plugin)
+    if info is None:
+        return PluginOrigin(reg.plugin, "?", "?", False)
+    return PluginOrigin(reg.plugin, info.package, info.version, info.builtin)
 
 
 def strategy_classes() -> dict[str, type[Strategy]]:

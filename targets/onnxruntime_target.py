@@ -6,7 +6,6 @@ Compiling writes ``model.onnx`` and ONNX Runtime's optimised ``model.opt.onnx``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,6 @@ from hwnas import (
     Availability,
     CompileError,
     ConfigError,
-    Runner,
     Target,
     cpu_fingerprint,
     gpu_fingerprint,
@@ -24,86 +22,19 @@ from hwnas import (
     module_available,
     package_version,
 )
+from hwnas_targets.onnxruntime_session import OPT_LEVELS, PROVIDERS, session_options
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from hwnas import GraphIR
 
 LOADER = "onnxruntime-session"
 SOURCE = "model.onnx"
 ENTRY = "model.opt.onnx"
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-OPT_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
-
-
-def session_options(threads: int | None, level: str) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return options
-
-
-class OnnxRuntimeRunner(Runner):
-    """An inference session; on CUDA, inputs and outputs stay on the device through an IO binding."""
-
-    def __init__(self, path: Path, device: str, threads: int) -> None:
-        import onnxruntime as ort
-
-        self._ort = ort
-        self.device = device
-        # The model was optimised when compiled: loading it must not rewrite it again.
-        options = session_options(threads, "disable")
-        self.session = ort.InferenceSession(str(path), options, providers=[PROVIDERS[device]])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self._feeds: dict[str, Any] = {}
-        self._binding: Any = None
-        self._outputs: list[Any] = []
-
-    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
-        if len(inputs) != len(self.input_names):
-            raise ConfigError(f"model takes {len(self.input_names)} input(s), got {len(inputs)}")
-        self._feeds = dict(zip(self.input_names, inputs, strict=True))
-        if self.device == "cuda":
-            binding = self.session.io_binding()
-            for name, value in self._feeds.items():
-                binding.bind_ortvalue_input(
-                    name, self._ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0)
-                )
-            for name in self.output_names:
-                binding.bind_output(name, "cuda", 0)
-            self._binding = binding
-
-    def run(self) -> None:
-        if self._binding is not None:
-            self.session.run_with_iobinding(self._binding)
-            self._binding.synchronize_outputs()
-        else:
-            self._outputs = self.session.run(self.output_names, self._feeds)
-
-    def outputs(self) -> list[np.ndarray]:
-        if self._binding is not None:
-            return list(self._binding.copy_outputs_to_cpu())
-        return list(self._outputs)
-
-    def device_info(self) -> dict[str, Any]:
-        return {"device": self.device, "providers": self.session.get_providers()}
 
 
 class OnnxRuntimeTarget(Target):
     kind = "onnxruntime"
+    runtime = "onnxruntime"
     description = "ONNX Runtime on the IR exported to ONNX (CPU execution provider, or CUDA)"
     options_help = {
         "threads": "intra-op threads (default: the protocol's, else every usable core)",
@@ -174,9 +105,6 @@ class OnnxRuntimeTarget(Target):
             },
         )
 
-    def load(self, artifact: Artifact, threads: int) -> Runner:
-        return OnnxRuntimeRunner(artifact.path(), self.device, threads)
-
 
 def _has_cuda_provider() -> bool:
     """Does the installed onnxruntime ship its CUDA provider library? (No import.)"""
@@ -192,3 +120,8 @@ def _has_cuda_provider() -> bool:
 @hookimpl
 def hwnas_register_targets(register: Any) -> None:
     register(OnnxRuntimeTarget)
+
+
+@hookimpl
+def hwnas_register_loaders(register: Any) -> None:
+    register(LOADER, "hwnas_targets.onnxruntime_session")

@@ -6,7 +6,6 @@ measurement worker needs no model classes; its graph runs op by op, eagerly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ from hwnas import (
     Artifact,
     Availability,
     CompileError,
-    Runner,
     Target,
     cpu_fingerprint,
     gpu_fingerprint,
@@ -25,8 +23,6 @@ from hwnas import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from hwnas import GraphIR
 
 LOADER = "torch-export"
@@ -34,55 +30,9 @@ ENTRY = "model.pt2"
 DEVICES = ("cpu", "cuda")
 
 
-class TorchRunner(Runner):
-    """An exported program's module on one device, run under ``torch.inference_mode``."""
-
-    def __init__(self, path: Path, device: str, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        self._torch = torch
-        self.device = torch.device(device)
-        program = torch.export.load(str(path))
-        if self.device.type != "cpu":
-            # moves parameters, buffers and lifted constants (Module.to() misses the constants)
-            from torch.export.passes import move_to_device_pass
-
-            program = move_to_device_pass(program, self.device)
-        self.module = program.module()
-        self._inputs: tuple[Any, ...] = ()
-        self._outputs: Any = None
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-
-    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
-        torch = self._torch
-        self._inputs = tuple(torch.from_numpy(x.copy()).to(self.device) for x in inputs)
-
-    def run(self) -> None:
-        with self._torch.inference_mode():
-            self._outputs = self.module(*self._inputs)
-        if self.device.type == "cuda":
-            self._torch.cuda.synchronize(self.device)
-
-    def outputs(self) -> list[np.ndarray]:
-        torch = self._torch
-        leaves, _ = torch.utils._pytree.tree_flatten(self._outputs)
-        return [t.detach().cpu().numpy() for t in leaves if isinstance(t, torch.Tensor)]
-
-    def peak_memory_bytes(self) -> int | None:
-        if self.device.type == "cuda":
-            return int(self._torch.cuda.max_memory_allocated(self.device))
-        return None
-
-    def device_info(self) -> dict[str, Any]:
-        if self.device.type == "cuda":
-            return {"device": self._torch.cuda.get_device_name(self.device)}
-        return {"device": "cpu"}
-
-
 class TorchTarget(Target):
     kind = "torch"
+    runtime = "torch"
     description = "PyTorch eager execution of the static module (CPU, or CUDA with an NVIDIA GPU)"
     options_help = {
         "threads": "intra-op CPU threads (default: the protocol's, else every usable core)"
@@ -130,10 +80,12 @@ class TorchTarget(Target):
         torch.export.save(ir.exported, str(workdir / ENTRY))
         return self.artifact(ir, workdir, ENTRY, loader=LOADER, details={"device": self.device})
 
-    def load(self, artifact: Artifact, threads: int) -> Runner:
-        return TorchRunner(artifact.path(), "cuda:0" if self.device == "cuda" else "cpu", threads)
-
 
 @hookimpl
 def hwnas_register_targets(register: Any) -> None:
     register(TorchTarget)
+
+
+@hookimpl
+def hwnas_register_loaders(register: Any) -> None:
+    register(LOADER, "hwnas_targets.torch_export")

@@ -2,7 +2,7 @@
 
 Inference passes (batch norm folded into convs), optional MetaSchedule tuning
 against a database shared across models, ``tvm.compile`` and export to a
-shared library (cross-compiled for remote boards). Running is :mod:`hwnas_targets.tvm_runner`'s.
+shared library (cross-compiled for remote boards). Running is :mod:`hwnas_targets.tvm_relax_vm`'s.
 """
 
 from __future__ import annotations

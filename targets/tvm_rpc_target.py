@@ -20,6 +20,7 @@ from hwnas import (
     Availability,
     ConfigError,
     Runner,
+    StandaloneRunner,
     Target,
     hookimpl,
     module_available,
@@ -28,7 +29,7 @@ from hwnas import (
 )
 from hwnas_targets import rpc_tracker
 from hwnas_targets.tvm_compile import LIBRARY, Tuning, build, library_artifact
-from hwnas_targets.tvm_runner import RelaxVMRunner
+from hwnas_targets.tvm_relax_vm import RelaxVM
 from hwnas_targets.tvm_target import PIPELINE_VERSION, tuning_root
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ _WARNED: set[str] = set()
 TRUE = ("1", "true", "yes")
 
 
-class RpcRunner(RelaxVMRunner):
+class RemoteRelaxVM(RelaxVM):
     """A Relax VM on a remote board; holds the RPC session open while it lives."""
 
     def __init__(self, session: Any, library: Any, info: dict[str, Any]) -> None:
@@ -99,6 +100,8 @@ class RpcRunner(RelaxVMRunner):
 
 class TvmRpcTarget(Target):
     kind = "tvm-rpc"
+    runtime = "tvm"
+    runtime_package = "apache-tvm"
     description = "TVM Relax cross-compiled for a remote board and timed there over TVM RPC (tracker or server)"
     remote = True
     options_help = {
@@ -179,6 +182,15 @@ class TvmRpcTarget(Target):
             "threads": self.pinned_threads(),
             "trials": self.trials,
             "pipeline": PIPELINE_VERSION,
+        }
+
+    def hardware(self) -> dict[str, Any]:
+        """The boards' kind: architecture, LLVM CPU and triple (each measurement names the board it ran on)."""
+        return {
+            "device": self.arch,
+            "name": self.spec.option("mcpu") or f"generic {self.arch}",
+            "arch": self.triple,
+            "emulated": self.emulated,
         }
 
     def threads(self, requested: int | None = None) -> int:
@@ -269,7 +281,7 @@ class TvmRpcTarget(Target):
             "threads": board_threads,
             "emulated": self.emulated,
         }
-        return RpcRunner(session, library, info)
+        return StandaloneRunner(RemoteRelaxVM(session, library, info))
 
 
 @hookimpl

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from hwnas import (
     Artifact,
     Availability,
-    Runner,
     Target,
     cpu_fingerprint,
     cuda_compute_capability,
@@ -27,6 +26,7 @@ from hwnas import (
 )
 from hwnas_targets.tvm_compile import (
     LIBRARY,
+    LOADER,
     Tuning,
     build,
     cuda_arch,
@@ -50,6 +50,8 @@ def tuning_root() -> Path:
 
 class TvmTarget(Target):
     kind = "tvm"
+    runtime = "tvm"
+    runtime_package = "apache-tvm"
     description = "TVM Relax via tvm.compile for this CPU (llvm) or an NVIDIA GPU (cuda); MetaSchedule with ?trials=N"
     options_help = {
         "threads": "runtime threads, and MetaSchedule's num-cores (default: the protocol's, else every usable core)",
@@ -126,16 +128,6 @@ class TvmTarget(Target):
         details = build(ir, self.tvm_target(), workdir / LIBRARY, tuning=tuning)
         return library_artifact(self, ir, workdir, details)
 
-    def load(self, artifact: Artifact, threads: int) -> Runner:
-        import tvm
-
-        from hwnas_targets.tvm_runner import RelaxVMRunner
-
-        library = tvm.runtime.load_module(str(artifact.path()))
-        dev = tvm.cuda(0) if self.device == "cuda" else tvm.cpu(0)
-        # The worker's TVM_NUM_THREADS (set before TVM was imported) already sizes the thread pool.
-        return RelaxVMRunner(library, dev, {"device": self.device, "threads": threads})
-
 
 def _tvm_has_cuda_runtime() -> bool:
     import importlib.util
@@ -150,3 +142,8 @@ def _tvm_has_cuda_runtime() -> bool:
 @hookimpl
 def hwnas_register_targets(register: Any) -> None:
     register(TvmTarget)
+
+
+@hookimpl
+def hwnas_register_loaders(register: Any) -> None:
+    register(LOADER, "hwnas_targets.tvm_relax_vm")

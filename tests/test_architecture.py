@@ -13,7 +13,7 @@ import hwnas
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Stage packages in pipeline order; a module may import its own stage and earlier ones.
-STAGES = ("model", "ir", "measurement", "search_core", "deploy", "cli")
+STAGES = ("model", "ir", "measurement", "search_core", "deploy", "testing", "cli")
 #: Modules outside the pipeline: the program's entry point may import the CLI.
 ENTRY_POINTS = {"hwnas.__main__"}
 
@@ -109,7 +109,7 @@ def test_imports_follow_the_stage_order():
         if stage_of(target) > stage_of(module)
     ]
     assert not against, (
-        "imports against model -> ir -> measurement -> search_core -> deploy -> cli:\n"
+        "imports against model -> ir -> measurement -> search_core -> deploy -> testing -> cli:\n"
         + "\n".join(against)
     )
 

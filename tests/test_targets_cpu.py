@@ -24,28 +24,10 @@ LOADERS = {"torch": "torch-export", "onnxruntime": "onnxruntime-session", "tvm":
 
 
 def conv_ir_with_seed(seed: int):
-    """A small conv net (conv-BN-ReLU6, depthwise conv-BN, pool, linear) with seeded weights and BN statistics."""
-    import torch
+    """The conformance kit's conv net (conv-BN-ReLU6, depthwise conv-BN, pool, linear), seeded."""
+    from hwnas.testing import conv_net
 
-    from hwnas.ir import GraphIR
-
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        torch.nn.BatchNorm2d(8),
-        torch.nn.ReLU6(),
-        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
-        torch.nn.BatchNorm2d(8),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8, 5),
-    ).eval()
-    with torch.no_grad():  # non-trivial batch-norm statistics, so folding them is checked
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return GraphIR.from_module(net, (torch.randn(1, 3, 16, 16),), name=f"conv{seed}")
+    return conv_net(seed).ir()
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hwnas.cli.output import print_json, print_table
+from hwnas.hookspecs import REGISTER_HOOKS
 
 
 @click.command()
@@ -14,7 +15,7 @@ def plugins(as_json: bool) -> None:
     from hwnas.registry import plugin_host
 
     host = plugin_host()
-    for kind in ("target", "preset", "strategy", "predictor", "supernet"):
+    for kind in REGISTER_HOOKS.values():
         host.registrations(kind)  # calls the register hooks, marking plugins that fail
     infos = sorted(host.plugins.values(), key=lambda i: (not i.builtin, i.name))
     if as_json:

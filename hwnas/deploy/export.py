@@ -32,6 +32,11 @@ from hwnas.deploy.manifest import (
     artifact_digest,
     read_manifest,
 )
+from hwnas.deploy.provenance import (
+    copy_loader,
+    plugin_entry,
+    runtime_entry,
+)
 from hwnas.digests import sha256_file
 from hwnas.errors import ConfigError
 from hwnas.leftovers import pid_tag, sweep
@@ -212,6 +217,7 @@ def _write_artifact(
         **{f"output{i}": a for i, a in enumerate(outputs)},
     )
     shutil.copyfile(run_artifact.__file__, out / RUNNER_FILE)
+    loader_file = copy_loader(artifact, out)
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -227,12 +233,11 @@ def _write_artifact(
             "kind": measurer.target.kind,
             "fingerprint": dict(artifact.fingerprint),
             "compile_details": dict(artifact.details),
+            "plugin": plugin_entry(measurer.target),
         },
-        "runtime": {
-            "loader": artifact.loader,
-            "entry": f"{COMPILED_DIR}/{artifact.entry}",
-            "device": "cuda" if measurer.target.spec.device == "cuda" else "cpu",
-        },
+        "runtime": runtime_entry(
+            measurer.target, artifact, f"{COMPILED_DIR}/{artifact.entry}", loader_file
+        ),
         "latency": _latency_entry(measurement),
         "accuracy": accuracy,
         "macs": ir.macs,

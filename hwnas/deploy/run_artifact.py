@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Run and time an hwnas artifact with only its runtime (TVM or onnxruntime) and numpy.
+"""Run and time an hwnas artifact with only numpy and its runtime (onnxruntime, TVM, OpenVINO, ...).
 
-Copied into every exported artifact as ``run.py``; it must not import hwnas or
-torch. ``python run.py`` checks the outputs against ``reference.npz`` and
+Copied into every exported artifact as ``run.py``, next to ``loader.py`` (the
+target's standalone loader); neither imports hwnas, nor torch unless torch is
+the runtime. ``python run.py`` checks the outputs against ``reference.npz`` and
 prints latency statistics; ``--json`` prints them as JSON; exit 1 on mismatch.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import statistics
@@ -82,53 +84,31 @@ def check_files(manifest: dict, root: Path = HERE) -> list[str]:
     return problems
 
 
-class OnnxRuntimeModel:
-    def __init__(self, path: Path, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-        self.feeds: dict = {}
-
-    def set_inputs(self, inputs: list) -> None:
-        self.feeds = dict(zip(self.names, inputs))
-
-    def run(self) -> list:
-        return self.session.run(None, self.feeds)
+def import_loader(path: Path):
+    """The standalone loader module at ``path`` (the artifact's ``loader.py``)."""
+    spec = importlib.util.spec_from_file_location("hwnas_artifact_loader", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"run.py: cannot read the loader {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class TvmModel:
-    def __init__(self, path: Path, device: str) -> None:
-        import tvm
-        from tvm import relax
-
-        self.tvm = tvm
-        self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
-        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), self.dev)
-
-    def set_inputs(self, inputs: list) -> None:
-        self.vm.set_input("main", *[self.tvm.runtime.tensor(x, self.dev) for x in inputs])
-
-    def run(self) -> list:
-        self.vm.invoke_stateful("main")
-        out = self.vm.get_outputs("main")
-        leaves = list(out) if isinstance(out, (tuple, list)) else [out]
-        return [t.numpy() for t in leaves]
-
-
-def load_model(manifest: dict, threads: int | None):
+def open_model(manifest: dict, threads: int | None, root: Path = HERE):
+    """Load the compiled model with the artifact's loader; a missing runtime names the package to install."""
     runtime = manifest["runtime"]
-    path = HERE / runtime["entry"]
-    if runtime["loader"] == "onnxruntime-session":
-        return OnnxRuntimeModel(path, threads)
-    if runtime["loader"] == "tvm-relax-vm":
-        if threads:
-            os.environ.setdefault("TVM_NUM_THREADS", str(threads))
-        return TvmModel(path, runtime.get("device", "cpu"))
-    raise SystemExit(f"run.py: this artifact's loader {runtime['loader']!r} needs its own runtime")
+    details = dict(manifest["target"].get("compile_details", {}))
+    try:
+        return import_loader(root / runtime["module"]).load(
+            root / runtime["entry"], details, threads
+        )
+    except ImportError as exc:
+        package, version = runtime.get("package"), runtime.get("version")
+        pin = f"=={version}" if version else ""
+        raise SystemExit(
+            f"run.py: the {runtime['loader']!r} loader cannot import its runtime ({exc}); "
+            f"this artifact was exported with {package} {version or ''}: pip install '{package}{pin}'"
+        ) from None
 
 
 def main() -> int:
@@ -153,9 +133,10 @@ def main() -> int:
     inputs = [reference[f"input{i}"] for i in range(len(manifest["inputs"]))]
     expected = [reference[f"output{i}"] for i in range(len(manifest["outputs"]))]
 
-    model = load_model(manifest, args.threads)
+    model = open_model(manifest, args.threads)
     model.set_inputs(inputs)
-    outputs = model.run()
+    model.run()
+    outputs = model.outputs()
     max_error = max(float(np.max(np.abs(o - e))) for o, e in zip(outputs, expected))
     tolerance = manifest["verification"]
     matches = all(

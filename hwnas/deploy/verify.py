@@ -70,9 +70,9 @@ def verify_artifact(
             outputs_checked=False,
             note="the artifact differs from its manifest" if problems else "outputs not checked",
         )
-    from hwnas.measurement.resolve import resolve_target
+    from hwnas.deploy.provenance import resolve_manifest_target
 
-    target = resolve_target(manifest["target"]["spec"])
+    target = resolve_manifest_target(manifest)  # names the plugin to install if it is missing
     target.check_available()
     artifact = Artifact.load(directory / COMPILED_DIR)
     reference = np.load(directory / manifest["reference"], allow_pickle=False)

@@ -37,7 +37,9 @@ class Artifact:
     """A compiled model for one target: files in ``root``, the loader that reads them, and what it is.
 
     ``loader`` names how the files are loaded (``"onnxruntime-session"``,
-    ``"tvm-relax-vm"``, ...); ``entry`` is the main file. ``fingerprint`` is
+    ``"tvm-relax-vm"``, ...) and ``loader_module`` is the standalone loader
+    module registered under that name when it was compiled ("" if none was);
+    ``entry`` is the main file. ``fingerprint`` is
     the compiling target's fingerprint; ``details`` holds target-specific
     facts worth keeping (tuning trials, passes, the TVM target dict).
     """
@@ -54,6 +56,7 @@ class Artifact:
     fingerprint: Mapping[str, Any] = field(default_factory=dict, hash=False)
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
     compile_s: float = field(default=0.0, compare=False)
+    loader_module: str = ""
 
     @classmethod
     def create(
@@ -71,6 +74,7 @@ class Artifact:
         fingerprint: Mapping[str, Any],
         details: Mapping[str, Any] | None = None,
         compile_s: float = 0.0,
+        loader_module: str = "",
     ) -> Artifact:
         """Hash the named files under ``root`` and describe them; ``entry`` must be one of them."""
         names = list(dict.fromkeys(files))
@@ -95,6 +99,7 @@ class Artifact:
             fingerprint=dict(fingerprint),
             details=dict(details or {}),
             compile_s=compile_s,
+            loader_module=loader_module,
         )
 
     def path(self, name: str | None = None) -> Path:
@@ -123,6 +128,7 @@ class Artifact:
             "target": self.target,
             "kind": self.kind,
             "loader": self.loader,
+            "loader_module": self.loader_module,
             "entry": self.entry,
             "files": [f.to_dict() for f in self.files],
             "inputs": [t.to_dict() for t in self.inputs],
@@ -161,6 +167,7 @@ class Artifact:
             kind=data["kind"],
             root=str(root),
             loader=data["loader"],
+            loader_module=str(data.get("loader_module", "")),
             entry=data["entry"],
             files=tuple(ArtifactFile(**f) for f in data["files"]),
             inputs=tuple(TensorSpec.from_dict(t) for t in data["inputs"]),

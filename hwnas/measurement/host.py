@@ -52,7 +52,7 @@ def cpu_info() -> dict[str, Any]:
     import platform
 
     fields = _cpuinfo()
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    flags = cpu_flags()
     ident = "/".join(
         fields[k]
         for k in ("vendor_id", "cpu family", "model", "stepping", "cpu implementer", "cpu part")
@@ -67,6 +67,12 @@ def cpu_info() -> dict[str, Any]:
         "arch": platform.machine(),
         "isa": [f for f in ISA_FLAGS if f in flags],
     }
+
+
+def cpu_flags() -> frozenset[str]:
+    """Every feature flag of this CPU (``/proc/cpuinfo`` flags, or features on Arm), e.g. ``avx512_bf16``."""
+    fields = _cpuinfo()
+    return frozenset((fields.get("flags") or fields.get("features") or "").split())
 
 
 def cpu_fingerprint(threads: int | None) -> dict[str, Any]:

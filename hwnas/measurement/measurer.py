@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from hwnas.ir import GraphIR
     from hwnas.measurement.artifact import Artifact
     from hwnas.measurement.cache import MeasurementCache
-    from hwnas.measurement.isolation import WorkerPool
+    from hwnas.measurement.isolation import Worker, WorkerPool
     from hwnas.measurement.target import Target
 
 #: Models whose inputs and reference outputs a :class:`Measurer` keeps at once.
@@ -134,8 +134,7 @@ class Measurer:
     ) -> tuple[WorkerReport | None, MeasurementFailure | None, int]:
         """Verify and time ``artifact`` in worker ``slot``; retries when a remote device is lost."""
         inputs, reference = self.reference(ir)
-        env = thread_env(self.threads) if not self.target.remote else {}
-        worker = self.pool.worker(env, slot)
+        worker = self.worker(slot)
         # Local timing holds the machine-wide lock of its cores; a remote board times elsewhere.
         cores = () if self.target.remote else usable_core_ids()
         lost: list[str] = []
@@ -168,6 +167,11 @@ class Measurer:
             )
         reason = f"device lost {len(lost)} time(s); last: {lost[-1]}"
         return None, self._failure(ir, "device_lost", reason), len(lost) - 1
+
+    def worker(self, slot: int = 0) -> Worker:
+        """The measurement worker of ``slot``, its threads pinned (a remote target's drives a board)."""
+        env = thread_env(self.threads) if not self.target.remote else {}
+        return self.pool.worker(env, slot)
 
     def reference(self, ir: GraphIR) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The fixed inputs of ``ir`` and the reference outputs every target must reproduce."""

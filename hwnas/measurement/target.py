@@ -21,13 +21,12 @@ from hwnas.measurement.host import (
     package_version,
     usable_cores,
 )
+from hwnas.measurement.runner import Runner
 
 #: The most threads a spec may pin: more is a typo, not a machine.
 MAX_THREADS = 1024
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from hwnas.ir import GraphIR
     from hwnas.measurement.artifact import Artifact
 
@@ -107,61 +106,20 @@ class Availability:
         return self.ok
 
 
-class Runner(ABC):
-    """A loaded artifact bound to fixed inputs, living in the measurement worker process.
-
-    The core calls :meth:`set_inputs` once, checks :meth:`outputs` after one
-    :meth:`run`, then times :meth:`run` (or :meth:`time_native` where the
-    runtime has its own evaluator). ``run`` must return only once the
-    inference is done (synchronise the device).
-    """
-
-    #: Name of the runtime's own timer if :meth:`time_native` uses one.
-    native_timer: ClassVar[str] = ""
-
-    @abstractmethod
-    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
-        """Copy the fixed inputs to the device once; every later :meth:`run` reads them."""
-
-    @abstractmethod
-    def run(self) -> None:
-        """One synchronous inference on the inputs set."""
-
-    @abstractmethod
-    def outputs(self) -> list[np.ndarray]:
-        """The outputs of the last :meth:`run`, as host numpy arrays in the model's output order."""
-
-    def time_native(self, repeat: int, min_repeat_ms: float) -> list[float] | None:
-        """Seconds per run, one sample per repeat, from the runtime's own evaluator.
-
-        Each repeat runs the model enough times to last ``min_repeat_ms``.
-        ``None`` (the default) makes the core time :meth:`run` with ``perf_counter``.
-        """
-        return None
-
-    def peak_memory_bytes(self) -> int | None:
-        """Peak device memory of the runs so far, where the runtime tells; else ``None``."""
-        return None
-
-    def device_info(self) -> dict[str, Any]:
-        """Which device ran it (e.g. the board's address); goes into the measurement."""
-        return {}
-
-    def close(self) -> None:  # noqa: B027 (optional: most runners hold nothing to release)
-        """Release the runtime's resources (sessions, remote files)."""
-
-
 class Target(ABC):
     """A configured device + runtime that compiles and runs a :class:`~hwnas.ir.GraphIR`.
 
-    A minimal target sets ``kind`` and ``runtime`` and implements two methods:
+    A minimal target sets ``kind`` and ``runtime`` and implements
     :meth:`compile` (in the main process: write files, return
-    ``self.artifact(...)``) and :meth:`load` (in the measurement worker: return
-    a :class:`Runner`). :meth:`available` and :meth:`fingerprint` have defaults
-    built from ``runtime``/``runtime_package``; override them for devices the
-    defaults cannot see (a GPU, a board). Timing, statistics, isolation and
-    caching are the core's, not the target's. The target object is pickled to
-    the worker: keep runtime handles (sessions, devices) in the Runner.
+    ``self.artifact(..., loader=NAME)``); a standalone loader registered as
+    ``NAME`` (``hwnas_register_loaders``) runs them, both in the measurement
+    worker (the default :meth:`load`) and in an exported artifact's ``run.py``.
+    :meth:`available` and :meth:`fingerprint` have defaults built from
+    ``runtime``/``runtime_package``; override them for devices the defaults
+    cannot see (a GPU, a board). Timing, statistics, isolation and caching are
+    the core's, not the target's. The target object is pickled to the worker:
+    keep runtime handles (sessions, devices) in what :meth:`load` returns.
+    docs/PLUGINS.md is the whole contract.
     """
 
     kind: ClassVar[str]
@@ -196,6 +154,7 @@ class Target(ABC):
 
     @property
     def name(self) -> str:
+        """The spec string this target was configured from."""
         return str(self.spec)
 
     @property
@@ -236,13 +195,32 @@ class Target(ABC):
     def compile(self, ir: GraphIR, workdir: Path) -> Artifact:
         """Compile ``ir`` into files under ``workdir``; raise :class:`~hwnas.errors.CompileError`."""
 
-    @abstractmethod
     def load(self, artifact: Artifact, threads: int) -> Runner:
         """Load a compiled artifact into a :class:`Runner` using exactly ``threads`` threads.
 
         Called in the measurement worker, whose thread environment variables
-        (``OMP_NUM_THREADS``, ``TVM_NUM_THREADS``, ...) are already set to ``threads``.
+        (``OMP_NUM_THREADS``, ``TVM_NUM_THREADS``, ...) are already set to
+        ``threads``. The default runs the artifact's standalone loader (the
+        one its ``run.py`` uses) and wraps the model in a
+        :class:`~hwnas.measurement.standalone.StandaloneRunner`; override it
+        only where measuring needs more than running does (a remote board).
         """
+        from hwnas.measurement.standalone import load_standalone
+
+        return load_standalone(artifact, threads)
+
+    def hardware(self) -> dict[str, Any]:
+        """The hardware this target runs on, as a manifest records it: ``device``, ``name``, ``arch``.
+
+        The default reads the spec's device and the fingerprint's GPU or CPU
+        model; targets whose device is elsewhere (a board) say what it is.
+        """
+        fp = self.fingerprint()
+        return {
+            "device": self.spec.device or "default",
+            "name": fp.get("gpu") or fp.get("cpu"),
+            "arch": fp.get("arch"),
+        }
 
     # -- behaviour shared by every target, overridable ----------------------
 
@@ -259,16 +237,21 @@ class Target(ABC):
         """The :class:`~hwnas.measurement.artifact.Artifact` describing files this target wrote for ``ir``.
 
         ``entry`` is the main file, ``files`` any others (all relative to
-        ``workdir``); ``loader`` names how they load (default: the target's
-        kind; see docs/PLUGINS.md); ``details`` are facts worth keeping.
+        ``workdir``); ``loader`` names the standalone loader that runs them
+        (default: the target's kind; see docs/PLUGINS.md); ``details`` are
+        facts worth keeping, and what the loader's ``load`` receives.
         """
+        from hwnas import registry
         from hwnas.measurement.artifact import Artifact
 
+        loader = loader or self.kind
+        found = registry.standalone_loaders().get(loader)
         return Artifact.create(
             target=self.name,
             kind=self.kind,
             root=workdir,
-            loader=loader or self.kind,
+            loader=loader,
+            loader_module=found.module if found is not None else "",
             entry=entry,
             files=[entry, *files],
             inputs=ir.input_specs,

@@ -55,6 +55,7 @@ class Supernet(ABC):
 
     @classmethod
     def preset_settings(cls, preset: str) -> Any:
+        """The settings of a named preset; an unknown name raises :class:`UnknownNameError`."""
         if preset not in cls.presets:
             raise UnknownNameError(
                 f"supernet {cls.name!r} has no preset {preset!r}",

@@ -250,6 +250,7 @@ class Strategy(ABC):
 
     @property
     def known_keys(self) -> set[str]:
+        """Keys of every subnet told or pending."""
         return set(self._told) | set(self._pending)
 
     def random_subnets(self, n: int, exclude: Iterable[str] = ()) -> list[Subnet]:
@@ -289,6 +290,7 @@ class Strategy(ABC):
         )
 
     def violations(self, evaluations: Sequence[Evaluation]) -> np.ndarray:
+        """Each evaluation's total constraint violation (0 feasible, infinite failed)."""
         return np.array([e.violation for e in evaluations], dtype=float)
 
     def constraint_slacks(
