@@ -39,8 +39,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **RAY_ENV}
+def _ray(*args: str, join: bool = True) -> subprocess.CompletedProcess[str]:
+    """``ray ARGS``; nodes and clients that ``join`` the cluster use its token authentication."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_AUTH_MODE", None)
+    if join:
+        env.update(RAY_ENV)
     return subprocess.run([RAY, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -49,14 +53,14 @@ def cluster() -> Iterator[str]:
     """``ray start --head`` plus one worker node, one CPU each; yields the ``ray://`` address."""
     gcs, client = _free_port(), _free_port()
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    # The head turns token authentication on by itself (Ray 2.60) and writes ~/.ray/auth_token.
     head = _ray(
         "start", "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
-        "--include-dashboard=false", "--min-worker-port=20000", "--max-worker-port=20999", *common,
+        "--include-dashboard=false", *common, join=False,
     )  # fmt: skip
     assert head.returncode == 0, head.stderr[-2000:]
     try:
-        worker = _ray("start", f"--address=127.0.0.1:{gcs}", "--min-worker-port=21000",
-                      "--max-worker-port=21999", *common)  # fmt: skip
+        worker = _ray("start", f"--address=127.0.0.1:{gcs}", *common)
         assert worker.returncode == 0, worker.stderr[-2000:]
         yield f"ray://127.0.0.1:{client}"
     finally:
@@ -65,9 +69,15 @@ def cluster() -> Iterator[str]:
 
 @pytest.fixture
 def ray_client(cluster, monkeypatch) -> Iterator[str]:
+    import cloudpickle
+    import synthetic_problems
+
     for name, value in RAY_ENV.items():
         monkeypatch.setenv(name, value)
+    # the test's helper module is not installed on the nodes: ship it with the function
+    cloudpickle.register_pickle_by_value(synthetic_problems)
     yield cluster
+    cloudpickle.unregister_pickle_by_value(synthetic_problems)
     import ray
 
     ray.shutdown()
