@@ -20,7 +20,12 @@ import pytest
 from cli_runner import run_main
 from report_runs import small_run
 
-from hwnas.search_core.report_data import config_changes, format_changes, run_views
+from hwnas.search_core.report_data import (
+    config_changes,
+    format_changes,
+    format_config,
+    run_views,
+)
 from hwnas.search_core.report_inputs import read_input
 from hwnas.search_core.report_page import write_report
 
@@ -165,22 +170,36 @@ def test_search_table_names_the_genes_compactly(two_runs, capsys) -> None:
 
     _, _, result, _ = two_runs
     _report(result, as_json=False)
-    out = capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
     first = result.pareto[0].subnet.to_dict()
-    assert " ".join(f"{k}={v}" for k, v in first.items()) in out.replace("\n", " ") or all(
-        f"{k}={v}" in out for k, v in first.items()
-    )
-    second = result.pareto[1].subnet.to_dict()
-    changed = config_changes(second, first)
-    assert changed and format_changes(changed).split()[0] in out
-    assert "report.html" in out
+    for rank, evaluation in enumerate(result.pareto):
+        (line,) = [line for line in lines if evaluation.key in line]
+        config = evaluation.subnet.to_dict()
+        if rank == 0:
+            assert format_config(config) in line  # every gene, by name
+            continue
+        changed = config_changes(config, first)
+        assert format_changes(changed) in line
+        same = [k for k in config if (k, config[k]) not in changed]
+        assert all(f"{k}=" not in line for k in same)  # only what differs from row 1
+    assert any("report.html" in line for line in lines)
 
 
-def test_config_changes_list_inactive_genes() -> None:
+def test_config_changes_list_inactive_genes_and_group_blocks() -> None:
     reference = {"depth": 3, "w1": 8, "w3": 16}
     assert config_changes({"depth": 2, "w1": 8}, reference) == [("depth", 2), ("w3", None)]
     assert format_changes(config_changes({"depth": 2, "w1": 8}, reference)) == "depth=2 w3=-"
     assert config_changes(reference, reference) == []
+    deep = {
+        "s1.depth": 3,
+        "s1.b0.kernel": 5,
+        "s1.b0.expand": 4,
+        "s1.b2.kernel": 3,
+        "s1.b2.expand": 6,
+    }
+    shallow = {"s1.depth": 2, "s1.b0.kernel": 7, "s1.b0.expand": 4}
+    assert format_changes(config_changes(shallow, deep)) == "s1.depth=2 s1.b0.kernel=7 s1.b2=-"
+    assert format_config(deep) == "s1.depth=3 s1.b0.kernel/expand=5/4 s1.b2.kernel/expand=3/6"
 
 
 # -- bad input ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ runs is :mod:`hwnas.search_core.report_inputs`' job.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,12 +91,28 @@ def config_changes(
 
 
 def format_changes(changes: Sequence[tuple[str, Any]]) -> str:
-    """``s1.depth=3 s2.b3.kernel=-`` (``-``: the gene is inactive in this subnet)."""
-    return " ".join(f"{name}={'-' if value is None else value}" for name, value in changes)
+    """``s1.depth=3 s1.b0.kernel/expand=5/4 s1.b2=-`` (``-``: inactive in this subnet).
+
+    Neighbouring genes of one block (same name up to the last dot) share one
+    entry, and a block inactive as a whole is written once.
+    """
+    entries = []
+    for prefix, group in itertools.groupby(changes, key=lambda item: item[0].rpartition(".")[0]):
+        items = list(group)
+        values = ["-" if value is None else str(value) for _, value in items]
+        if len(items) == 1 or not prefix:
+            entries += [f"{name}={value}" for (name, _), value in zip(items, values, strict=True)]
+        elif all(value == "-" for value in values):
+            entries.append(f"{prefix}=-")
+        else:
+            names = "/".join(name.rpartition(".")[2] for name, _ in items)
+            entries.append(f"{prefix}.{names}={'/'.join(values)}")
+    return " ".join(entries)
 
 
 def format_config(config: Mapping[str, Any]) -> str:
-    return " ".join(f"{name}={value}" for name, value in config.items())
+    """A whole config in the compact form of :func:`format_changes`."""
+    return format_changes(list(config.items()))
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,14 @@ class RunView:
     @property
     def evaluations(self) -> tuple[Evaluation, ...]:
         return self.result.evaluations
+
+    @functools.cached_property
+    def _numbers(self) -> dict[str, int]:
+        return {e.key: n for n, e in enumerate(self.evaluations, start=1)}
+
+    def number(self, evaluation: Evaluation) -> int:
+        """1-based position of ``evaluation`` in its run: the ``#`` the page shows."""
+        return self._numbers[evaluation.key]
 
     def changes(self, evaluation: Evaluation) -> str:
         return format_changes(config_changes(evaluation.subnet.to_dict(), self.reference))

@@ -102,24 +102,22 @@ def render(runs: Sequence[RunView], benches: Sequence[BenchDocument], title: str
     """The whole page as one string."""
     from hwnas import __version__
 
-    colours = {v.run.path: RUN_COLOURS[i % len(RUN_COLOURS)] for i, v in enumerate(runs)}
-    ids = {v.run.path: f"r{i}" for i, v in enumerate(runs)}
     sections: list[tuple[str, str, str]] = []
     if runs:
         sections += [
-            ("summary", "Runs", _summary(runs, colours)),
-            ("front", "Pareto front", _front(runs, ids)),
+            ("summary", "Runs", _summary(runs)),
+            ("front", "Pareto front", _front(runs)),
             ("hypervolume", "Hypervolume", _hypervolume(runs)),
-            ("evaluations", "Every evaluation", _evaluations(runs, ids)),
-            ("latency", "Latency samples", _latency(runs, ids)),
-            ("failures", "Failures", _failures(runs, ids)),
+            ("evaluations", "Every evaluation", _evaluations(runs)),
+            ("latency", "Latency samples", _latency(runs)),
+            ("failures", "Failures", _failures(runs)),
         ]
     if benches:
         sections.append(("bench", "Benchmarks", _benches(benches)))
     if runs:
         sections.append(("metadata", "Run metadata", _metadata(runs)))
     data = {
-        "runs": [_run_data(v, ids[v.run.path], colours[v.run.path]) for v in runs],
+        "runs": [_run_data(v, _run_id(i), _colour(i)) for i, v in enumerate(runs)],
         "benches": [_bench_data(b, f"b{i}") for i, b in enumerate(benches)],
     }
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -226,6 +224,15 @@ def _table(
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _run_id(index: int) -> str:
+    """The id of the index-th run in the page's elements and data (tables ``evaluations-r0``, points ``data-run``)."""
+    return f"r{index}"
+
+
+def _colour(index: int) -> str:
+    return RUN_COLOURS[index % len(RUN_COLOURS)]
+
+
 def _status(status: str) -> Html:
     return Html(f'<span class="status {status}">{status}</span>')
 
@@ -246,9 +253,9 @@ def _extra_metrics(view: RunView) -> list[str]:
 # -- sections -------------------------------------------------------------------------------
 
 
-def _summary(runs: Sequence[RunView], colours: Mapping[Path, str]) -> str:
+def _summary(runs: Sequence[RunView]) -> str:
     cards = []
-    for view in runs:
+    for i, view in enumerate(runs):
         run, result = view.run, view.result
         evaluations = result.evaluations
         failed = sum(not e.ok for e in evaluations)
@@ -281,13 +288,13 @@ def _summary(runs: Sequence[RunView], colours: Mapping[Path, str]) -> str:
         dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
         cards.append(
             f'<div class="card" data-run-card="{_e(view.label)}"><h3><span class="swatch" '
-            f'style="background:{colours[run.path]}"></span>{_e(view.label)}</h3>'
+            f'style="background:{_colour(i)}"></span>{_e(view.label)}</h3>'
             f'<div class="banner {banner_class}">{_e(run.progress.note)}</div><dl>{dl}</dl></div>'
         )
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
-def _front(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
+def _front(runs: Sequence[RunView]) -> str:
     chart = (
         '<div class="chart-row"><div class="chart">'
         '<div class="controls"><label>x <select id="x-metric"></select></label>'
@@ -301,41 +308,43 @@ def _front(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
         "constraint bounds. Choose any recorded metric for either axis.</p>"
     )
     tables = []
-    for view in runs:
-        run_id = ids[view.run.path]
+    for i, view in enumerate(runs):
+        run_id = _run_id(i)
         extras = [m for m in _extra_metrics(view) if m in ("macs", "params", "peak_memory")]
+        timed = any(s is not None for s in view.latency)
         columns = [
             "rank",
             "#",
             "key",
             *(o.name for o in view.objectives),
             *extras,
-            "latency CV",
+            *(["latency CV"] if timed else []),
             "genes (rank 1: all; others: what differs from rank 1)",
         ]
-        index = {e.key: i + 1 for i, e in enumerate(view.evaluations)}
         rows = []
         for rank, e in enumerate(view.result.pareto, start=1):
-            latency = view.latency[index[e.key] - 1]
+            n = view.number(e)
+            latency = view.latency[n - 1]
+            cv = ["-" if latency is None else f"{latency.cv * 100:.1f}%"] if timed else []
             genes = format_config(e.subnet.to_dict()) if rank == 1 else view.changes(e)
             rows.append(
                 (
                     [
                         rank,
-                        index[e.key],
+                        n,
                         e.key,
                         *(
                             _format(o.name, e.values.get(o.name), view.objectives)
                             for o in view.objectives
                         ),
                         *(_format(m, e.values.get(m)) for m in extras),
-                        "-" if latency is None else f"{latency.cv * 100:.1f}%",
+                        *cv,
                         genes,
                     ],
-                    _row_attrs(run_id, index[e.key], "front"),
+                    _row_attrs(run_id, n, "front"),
                 )
             )
-        numeric = range(3, 3 + len(view.objectives) + len(extras) + 1)
+        numeric = range(3, 3 + len(view.objectives) + len(extras) + int(timed))
         table = (
             _table(
                 columns,
@@ -358,10 +367,10 @@ def _hypervolume(runs: Sequence[RunView]) -> str:
     )
 
 
-def _evaluations(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
+def _evaluations(runs: Sequence[RunView]) -> str:
     parts = []
-    for view in runs:
-        run_id = ids[view.run.path]
+    for i, view in enumerate(runs):
+        run_id = _run_id(i)
         extras = _extra_metrics(view)
         columns = [
             "#",
@@ -424,15 +433,15 @@ def _evaluations(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
     return "".join(parts)
 
 
-def _latency(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
+def _latency(runs: Sequence[RunView]) -> str:
     parts = [
         '<p class="note">Each candidate\'s raw timing samples as stored (ms per inference). '
         "CV is their coefficient of variation; a candidate is noisy when CV stays above the "
         "protocol's threshold after its re-measures. Bars: interquartile range; tick: median; "
         "whiskers: min to max; on one scale per run.</p>"
     ]
-    for view in runs:
-        run_id = ids[view.run.path]
+    for i, view in enumerate(runs):
+        run_id = _run_id(i)
         measured = [
             (n, e, s)
             for n, (e, s) in enumerate(zip(view.evaluations, view.latency, strict=True), start=1)
@@ -522,10 +531,10 @@ def _samples_svg(summary: LatencySummary, lo: float, hi: float) -> Html:
     )
 
 
-def _failures(runs: Sequence[RunView], ids: Mapping[Path, str]) -> str:
+def _failures(runs: Sequence[RunView]) -> str:
     parts = []
-    for view in runs:
-        run_id = ids[view.run.path]
+    for i, view in enumerate(runs):
+        run_id = _run_id(i)
         failed = [(n, e) for n, e in enumerate(view.evaluations, start=1) if not e.ok]
         if not failed:
             parts.append(f'<h3>{_e(view.label)}</h3><p class="empty">No evaluation failed.</p>')
@@ -768,6 +777,7 @@ def _run_data(view: RunView, run_id: str, colour: str) -> dict[str, Any]:
         "metrics": metrics,
         "points": points,
         "hv": list(view.result.hypervolume),
+        "front": [view.number(e) for e in view.result.pareto],  # by rank
     }
 
 

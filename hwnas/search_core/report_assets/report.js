@@ -4,8 +4,10 @@
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
   const SVG = "http://www.w3.org/2000/svg";
-  const W = 720, H = 440, M = { left: 70, right: 20, top: 16, bottom: 78 };
-  const FAILED_BAND = 30; // px below the x axis where failed evaluations (no metrics) are marked
+  const W = 720, M = { left: 70, right: 20, top: 16 };
+  const BOTTOM = 360; // y of the x axis in every chart; tick and axis labels take LABELS below it
+  const LABELS = 46;
+  const FAILED_BAND = 30; // below the labels, where failed evaluations (no metrics) are marked
   const runs = DATA.runs;
   const visible = new Set(runs.map((r) => r.id));
   let selected = null; // {run, n}
@@ -69,21 +71,21 @@
   }
   function axes(svg, xd, yd, xl, yl) {
     const x = scale(xd, [M.left, W - M.right]);
-    const y = scale(yd, [H - M.bottom, M.top]);
+    const y = scale(yd, [BOTTOM, M.top]);
     const g = svgEl("g", { class: "axes" }, svg);
     const xs = niceStep(xd[1] - xd[0], 6), ys = niceStep(yd[1] - yd[0], 6);
     for (let v = Math.ceil(xd[0] / xs) * xs; v <= xd[1]; v += xs) {
-      svgEl("line", { x1: x(v), x2: x(v), y1: M.top, y2: H - M.bottom, class: "grid" }, g);
-      svgEl("text", { x: x(v), y: H - M.bottom + 16, class: "tick", "text-anchor": "middle" }, g).textContent = tickFmt(v, xs);
+      svgEl("line", { x1: x(v), x2: x(v), y1: M.top, y2: BOTTOM, class: "grid" }, g);
+      svgEl("text", { x: x(v), y: BOTTOM + 16, class: "tick", "text-anchor": "middle" }, g).textContent = tickFmt(v, xs);
     }
     for (let v = Math.ceil(yd[0] / ys) * ys; v <= yd[1]; v += ys) {
       svgEl("line", { x1: M.left, x2: W - M.right, y1: y(v), y2: y(v), class: "grid" }, g);
       svgEl("text", { x: M.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, g).textContent = tickFmt(v, ys);
     }
-    svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: H - M.top - M.bottom, class: "frame" }, g);
-    svgEl("text", { x: (M.left + W - M.right) / 2, y: H - M.bottom + 34, class: "axis-label", "text-anchor": "middle" }, g).textContent = xl;
-    svgEl("text", { x: 16, y: (M.top + H - M.bottom) / 2, class: "axis-label", "text-anchor": "middle",
-      transform: `rotate(-90 16 ${(M.top + H - M.bottom) / 2})` }, g).textContent = yl;
+    svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: BOTTOM - M.top, class: "frame" }, g);
+    svgEl("text", { x: (M.left + W - M.right) / 2, y: BOTTOM + 34, class: "axis-label", "text-anchor": "middle" }, g).textContent = xl;
+    svgEl("text", { x: 16, y: (M.top + BOTTOM) / 2, class: "axis-label", "text-anchor": "middle",
+      transform: `rotate(-90 16 ${(M.top + BOTTOM) / 2})` }, g).textContent = yl;
     return { x, y };
   }
 
@@ -182,9 +184,10 @@
     const svg = document.getElementById("front-chart");
     if (!svg) return;
     svg.replaceChildren();
-    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     const xm = xSel.value, ym = ySel.value;
     const shown = runs.filter((r) => visible.has(r.id));
+    const anyFailed = shown.some((r) => r.points.some((p) => p.status === "failed"));
+    svg.setAttribute("viewBox", `0 0 ${W} ${BOTTOM + LABELS + (anyFailed ? FAILED_BAND : 0)}`);
     const plotted = [];
     for (const r of shown) for (const p of r.points) {
       if (p.status !== "failed" && value(p, xm) !== undefined && value(p, ym) !== undefined) plotted.push([r, p]);
@@ -197,7 +200,7 @@
     for (const r of shown) for (const c of r.constraints) bounds.set(c.text, c);
     for (const c of bounds.values()) {
       if (c.metric === xm && c.bound >= xd[0] && c.bound <= xd[1]) {
-        svgEl("line", { x1: x(c.bound), x2: x(c.bound), y1: M.top, y2: H - M.bottom, class: "bound" }, svg);
+        svgEl("line", { x1: x(c.bound), x2: x(c.bound), y1: M.top, y2: BOTTOM, class: "bound" }, svg);
         svgEl("text", { x: x(c.bound) + 4, y: M.top + 12, class: "bound-label" }, svg).textContent = c.text;
       }
       if (c.metric === ym && c.bound >= yd[0] && c.bound <= yd[1]) {
@@ -205,8 +208,7 @@
         svgEl("text", { x: W - M.right - 4, y: y(c.bound) - 4, class: "bound-label", "text-anchor": "end" }, svg).textContent = c.text;
       }
     }
-    const failedY = H - M.bottom + 48 + FAILED_BAND / 2 - 10;
-    let anyFailed = false;
+    const failedY = BOTTOM + LABELS + FAILED_BAND / 2 - 4;
     for (const r of shown) {
       const g = svgEl("g", { class: "run", "data-run": r.id }, svg);
       // the front as a staircase when both axes are this run's two objectives
@@ -222,7 +224,6 @@
       for (const p of r.points) {
         let node;
         if (p.status === "failed") {
-          anyFailed = true;
           const cx = M.left + ((p.n - 0.5) / Math.max(1, total)) * (W - M.left - M.right), s = 4;
           node = svgEl("path", { d: `M${cx - s},${failedY - s}L${cx + s},${failedY + s}M${cx - s},${failedY + s}L${cx + s},${failedY - s}`,
             class: "pt failed" }, g);
@@ -283,34 +284,18 @@
     const svg = document.getElementById("hv-chart");
     if (!svg) return;
     svg.replaceChildren();
-    svg.setAttribute("viewBox", `0 0 ${W} ${H - 40}`);
+    svg.setAttribute("viewBox", `0 0 ${W} ${BOTTOM + LABELS}`);
     const shown = runs.filter((r) => visible.has(r.id) && r.hv.length);
     const maxN = Math.max(1, ...shown.map((r) => r.hv.length));
     const maxHV = Math.max(0, ...shown.map((r) => Math.max(...r.hv)));
     const xd = [0, maxN], yd = [0, maxHV > 0 ? maxHV * 1.05 : 1];
-    const x = scale(xd, [M.left, W - M.right]);
-    const y = scale(yd, [H - 40 - M.bottom + 30, M.top]);
-    const g = svgEl("g", { class: "axes" }, svg);
-    const xs = niceStep(maxN, 8), ys = niceStep(yd[1], 5);
-    const bottom = H - 40 - M.bottom + 30;
-    for (let v = 0; v <= maxN; v += xs) {
-      svgEl("line", { x1: x(v), x2: x(v), y1: M.top, y2: bottom, class: "grid" }, g);
-      svgEl("text", { x: x(v), y: bottom + 16, class: "tick", "text-anchor": "middle" }, g).textContent = String(Math.round(v));
-    }
-    for (let v = 0; v <= yd[1]; v += ys) {
-      svgEl("line", { x1: M.left, x2: W - M.right, y1: y(v), y2: y(v), class: "grid" }, g);
-      svgEl("text", { x: M.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, g).textContent = tickFmt(v, ys);
-    }
-    svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: bottom - M.top, class: "frame" }, g);
-    svgEl("text", { x: (M.left + W - M.right) / 2, y: bottom + 34, class: "axis-label", "text-anchor": "middle" }, g).textContent = "evaluations";
-    svgEl("text", { x: 16, y: (M.top + bottom) / 2, class: "axis-label", "text-anchor": "middle",
-      transform: `rotate(-90 16 ${(M.top + bottom) / 2})` }, g).textContent = "hypervolume";
+    const { x, y } = axes(svg, xd, yd, "evaluations", "hypervolume");
     for (const r of shown) {
       const pts = r.hv.map((v, i) => `${x(i + 1)},${y(v)}`).join(" ");
       svgEl("polyline", { points: pts, class: "hv-line", stroke: r.color, "data-run": r.id }, svg);
     }
-    const guide = svgEl("line", { y1: M.top, y2: bottom, class: "guide", visibility: "hidden" }, svg);
-    const hit = svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: bottom - M.top, class: "hit" }, svg);
+    const guide = svgEl("line", { y1: M.top, y2: BOTTOM, class: "guide", visibility: "hidden" }, svg);
+    const hit = svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: BOTTOM - M.top, class: "hit" }, svg);
     hit.addEventListener("mousemove", (evt) => {
       const box = svg.getBoundingClientRect();
       const px = ((evt.clientX - box.left) / box.width) * W;
@@ -396,8 +381,7 @@
   (DATA.benches || []).forEach(drawBench);
   const first = runs.find((r) => r.points.length);
   if (first) {
-    const best = first.points.find((p) => p.status === "front") || first.points[0];
-    showDetail(first, best.n);
+    showDetail(first, first.front.length ? first.front[0] : 1);
   }
   document.body.dataset.ready = "1";
 })();
