@@ -437,8 +437,9 @@ def _latency(runs: Sequence[RunView]) -> str:
     parts = [
         '<p class="note">Each candidate\'s raw timing samples as stored (ms per inference). '
         "CV is their coefficient of variation; a candidate is noisy when CV stays above the "
-        "protocol's threshold after its re-measures. Bars: interquartile range; tick: median; "
-        "whiskers: min to max; on one scale per run.</p>"
+        "protocol's threshold after its re-measures. Distribution: each sample's deviation from "
+        "the candidate's median (tick), bar: interquartile range, line: min to max; one scale "
+        "per run (hover for it), so wider means noisier.</p>"
     ]
     for i, view in enumerate(runs):
         run_id = _run_id(i)
@@ -453,8 +454,8 @@ def _latency(runs: Sequence[RunView]) -> str:
                 "(latency was not measured, or came from a table).</p>"
             )
             continue
-        lo = min(min(s.samples) for _, _, s in measured)
-        hi = max(max(s.samples) for _, _, s in measured)
+        # deviations from each candidate's median, on a scale shared by the run (at least +-2%)
+        reach = max(0.02, *(_deviation(s, v) for _, _, s in measured for v in s.samples))
         noisy = sum(s.noisy for _, _, s in measured)
         rows = [
             (
@@ -468,7 +469,7 @@ def _latency(runs: Sequence[RunView]) -> str:
                     f"{s.cv * 100:.1f}%",
                     "?" if s.remeasures is None else s.remeasures,
                     Html('<span class="noisy">noisy</span>') if s.noisy else "",
-                    _samples_svg(s, lo, hi),
+                    _samples_svg(s, reach),
                 ],
                 _row_attrs(run_id, n, view.status(e)),
             )
@@ -509,25 +510,37 @@ def _latency(runs: Sequence[RunView]) -> str:
     return "".join(parts)
 
 
-def _samples_svg(summary: LatencySummary, lo: float, hi: float) -> Html:
+def _deviation(summary: LatencySummary, sample: float) -> float:
+    """``|sample / median - 1|``, the relative spread the distribution column draws."""
+    return abs(sample / summary.median - 1.0) if summary.median > 0 else 0.0
+
+
+def _samples_svg(summary: LatencySummary, reach: float) -> Html:
+    """A box plot with every sample as a dot, relative to the median, from -reach to +reach.
+
+    One path per layer, not an element per sample: a run of thousands of
+    candidates stays a page the browser opens quickly.
+    """
     width, height, pad = 160.0, 18.0, 3.0
-    span = hi - lo if hi > lo else 1.0
+    s = summary
+    median = s.median if s.median > 0 else 1.0
 
     def x(v: float) -> str:
-        return f"{pad + (v - lo) / span * (width - 2 * pad):.1f}"
+        relative = max(-reach, min(reach, v / median - 1.0))
+        return f"{pad + (relative + reach) / (2 * reach) * (width - 2 * pad):.1f}"
 
-    s = summary
-    dots = "".join(
-        f'<circle cx="{x(v)}" cy="{6 + (i % 3) * 3}" r="1.4"/>' for i, v in enumerate(s.samples)
-    )
+    # zero-length segments with round caps draw as dots
+    dots = "".join(f"M{x(v)} {6 + (i % 3) * 3}h0" for i, v in enumerate(s.samples))
     return Html(
         f'<svg class="dist" width="{width:g}" height="{height:g}" viewBox="0 0 {width:g} {height:g}">'
-        f"<title>{len(s.samples)} samples, median {s.median:.4g}, p90 {s.p90:.4g}, CV {s.cv * 100:.1f}%</title>"
-        f'<line x1="{x(min(s.samples))}" x2="{x(max(s.samples))}" y1="9" y2="9" stroke="#9aa5b1"/>'
-        f'<rect x="{x(s.q25)}" y="4" width="{max(1.0, (s.q75 - s.q25) / span * (width - 2 * pad)):.1f}" '
-        'height="10" fill="#4c72b0" fill-opacity="0.35"/>'
-        f'<line x1="{x(s.median)}" x2="{x(s.median)}" y1="2" y2="16" stroke="#1f2933" stroke-width="2"/>'
-        f'<g fill="#e07b39" fill-opacity="0.6">{dots}</g></svg>'
+        f"<title>{len(s.samples)} samples, median {s.median:.4g}, p90 {s.p90:.4g}, "
+        f"CV {s.cv * 100:.1f}%; scale: median -{reach * 100:.0f}% to +{reach * 100:.0f}%</title>"
+        f'<path d="M{x(min(s.samples))} 9H{x(max(s.samples))}" stroke="#9aa5b1"/>'
+        f'<path d="M{x(s.q25)} 9H{x(s.q75)}" stroke="#4c72b0" stroke-opacity="0.35" '
+        'stroke-width="10" stroke-linecap="square"/>'
+        f'<path d="M{x(s.median)} 2V16" stroke="#1f2933" stroke-width="2"/>'
+        f'<path d="{dots}" stroke="#e07b39" stroke-opacity="0.6" stroke-width="2.8" '
+        'stroke-linecap="round"/></svg>'
     )
 
 
