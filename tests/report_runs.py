@@ -1,6 +1,7 @@
 """Small real search runs for the report tests: a user's function with latency samples, failures and a constraint.
 
-Deterministic per subnet, so two strategies searching it give comparable runs.
+Deterministic per subnet, so two strategies searching it give comparable runs;
+the ``two_small_runs`` fixture (loaded by conftest.py) makes them once per session.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import hwnas
 from hwnas.model.search_space import Gene, SearchSpace, Subnet
@@ -73,3 +75,11 @@ def small_run(
         out=out,
         seed=seed,
     )
+
+
+@pytest.fixture(scope="session")
+def two_small_runs(tmp_path_factory) -> tuple[Path, Path, hwnas.SearchResult, hwnas.SearchResult]:
+    """Two finished runs of this problem (random, NSGA-II), made once per test session: (dir, dir, result, result)."""
+    root = tmp_path_factory.mktemp("report-runs")
+    a, b = root / "random", root / "nsga2"
+    return a, b, small_run(a), small_run(b, strategy="nsga2", seed=1)

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import run_main
-from report_runs import small_run
 
 from hwnas.search_core.report_data import (
     config_changes,
@@ -72,15 +71,8 @@ class _Page(HTMLParser):
             self._chunks.append(data)
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory) -> tuple[Path, Path, object, object]:
-    root = tmp_path_factory.mktemp("report-runs")
-    a, b = root / "random", root / "nsga2"
-    return a, b, small_run(a), small_run(b, strategy="nsga2", seed=1)
-
-
-def test_search_writes_a_report_that_holds_every_evaluation(two_runs) -> None:
-    run, _, result, _ = two_runs
+def test_search_writes_a_report_that_holds_every_evaluation(two_small_runs) -> None:
+    run, _, result, _ = two_small_runs
     page = _Page((run / "report.html").read_text())
     evaluations = page.rows["evaluations-r0"]
     assert len(evaluations) == len(result.evaluations)
@@ -110,8 +102,8 @@ def test_search_writes_a_report_that_holds_every_evaluation(two_runs) -> None:
     assert "finished: 24 of 24 evaluations" in (run / "report.html").read_text()
 
 
-def test_latency_noise_is_summarised_from_the_samples(two_runs) -> None:
-    run, _, result, _ = two_runs
+def test_latency_noise_is_summarised_from_the_samples(two_small_runs) -> None:
+    run, _, result, _ = two_small_runs
     (view,) = run_views([read_input(run)])
     for evaluation, summary in zip(view.evaluations, view.latency, strict=True):
         if not evaluation.ok:
@@ -125,8 +117,8 @@ def test_latency_noise_is_summarised_from_the_samples(two_runs) -> None:
     assert any(s.noisy for s in view.latency if s) and not all(s.noisy for s in view.latency if s)
 
 
-def test_several_runs_and_a_bench_file_in_one_page(two_runs, tmp_path, capsys) -> None:
-    a, b, ra, rb = two_runs
+def test_several_runs_and_a_bench_file_in_one_page(two_small_runs, tmp_path, capsys) -> None:
+    a, b, ra, rb = two_small_runs
     out = tmp_path / "compare.html"
     code, stdout, stderr = run_main(
         ["report", str(a), str(b), str(BENCH), "--out", str(out)], capsys
@@ -151,8 +143,8 @@ def test_several_runs_and_a_bench_file_in_one_page(two_runs, tmp_path, capsys) -
     )
 
 
-def test_the_page_loads_nothing_and_escapes_what_the_store_holds(two_runs, tmp_path) -> None:
-    run, _, _, _ = two_runs
+def test_the_page_loads_nothing_and_escapes_what_the_store_holds(two_small_runs, tmp_path) -> None:
+    run, _, _, _ = two_small_runs
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     hostile = "</script><script>alert(1)</script>"
@@ -165,10 +157,10 @@ def test_the_page_loads_nothing_and_escapes_what_the_store_holds(two_runs, tmp_p
     assert "default-src 'none'" in text
 
 
-def test_search_table_names_the_genes_compactly(two_runs, capsys) -> None:
+def test_search_table_names_the_genes_compactly(two_small_runs, capsys) -> None:
     from hwnas.cli.search_cmd import _report
 
-    _, _, result, _ = two_runs
+    _, _, result, _ = two_small_runs
     _report(result, as_json=False)
     lines = capsys.readouterr().out.splitlines()
     first = result.pareto[0].subnet.to_dict()
@@ -178,9 +170,9 @@ def test_search_table_names_the_genes_compactly(two_runs, capsys) -> None:
         if rank == 0:
             assert format_config(config) in line  # every gene, by name
             continue
-        changed = config_changes(config, first)
-        assert format_changes(changed) in line
-        same = [k for k in config if (k, config[k]) not in changed]
+        differ = [k for k in config if k not in first or first[k] != config[k]]
+        same = [k for k in config if k not in differ]
+        assert differ and all(f"{k}={config[k]}" in line for k in differ)
         assert all(f"{k}=" not in line for k in same)  # only what differs from row 1
     assert any("report.html" in line for line in lines)
 
@@ -261,8 +253,10 @@ def _damaged_row(tmp_path: Path, run: Path) -> Path:
         "bad-json",
     ],
 )
-def test_bad_input_exits_2_with_a_clear_message(two_runs, tmp_path, capsys, make, message) -> None:
-    run = two_runs[0]
+def test_bad_input_exits_2_with_a_clear_message(
+    two_small_runs, tmp_path, capsys, make, message
+) -> None:
+    run = two_small_runs[0]
     target = make(tmp_path, run)
     code, _, stderr = run_main(["report", str(target), "--out", str(tmp_path / "r.html")], capsys)
     assert code == 2, stderr
@@ -271,15 +265,15 @@ def test_bad_input_exits_2_with_a_clear_message(two_runs, tmp_path, capsys, make
     assert not (tmp_path / "r.html").exists()
 
 
-def test_out_that_is_a_directory_is_refused(two_runs, tmp_path, capsys) -> None:
-    code, _, stderr = run_main(["report", str(two_runs[0]), "--out", str(tmp_path)], capsys)
+def test_out_that_is_a_directory_is_refused(two_small_runs, tmp_path, capsys) -> None:
+    code, _, stderr = run_main(["report", str(two_small_runs[0]), "--out", str(tmp_path)], capsys)
     assert code == 2 and "is a directory" in stderr
 
 
 def test_a_store_from_before_runs_recorded_their_progress_still_reports(
-    two_runs, tmp_path, capsys
+    two_small_runs, tmp_path, capsys
 ) -> None:
-    shutil.copytree(two_runs[0], tmp_path / "old")
+    shutil.copytree(two_small_runs[0], tmp_path / "old")
     with sqlite3.connect(tmp_path / "old" / "search.sqlite") as db:
         db.execute(
             "DELETE FROM meta WHERE name IN ('status', 'pid', 'budget', 'environment', 'started_at',"

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from headless_chromium import HeadlessChromium, chromium_path
-from report_runs import small_run
 
 from hwnas.search_core.report_page import write_report
 
@@ -34,13 +33,6 @@ def browser() -> Iterator[HeadlessChromium]:
         yield chromium
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, Path, object, object]:
-    root = tmp_path_factory.mktemp("browser-runs")
-    a, b = root / "random", root / "nsga2"
-    return a, b, small_run(a), small_run(b, strategy="nsga2", seed=1)
-
-
 def _load(browser: HeadlessChromium, page: Path) -> None:
     browser.open(page)
     browser.wait_until("document.body.dataset.ready === '1'")
@@ -56,14 +48,16 @@ def _visible_rows(browser: HeadlessChromium, table: str) -> int:
     )
 
 
-def test_the_report_of_two_runs_and_a_bench_renders_and_links(browser, runs, tmp_path) -> None:
-    a, b, ra, rb = runs
+def test_the_report_of_two_runs_and_a_bench_renders_and_links(
+    browser, two_small_runs, tmp_path
+) -> None:
+    a, b, ra, rb = two_small_runs
     page = write_report([a, b, BENCH], tmp_path / "report.html").path
     _load(browser, page)
     assert browser.errors() == []
     assert [u for u in browser.requests if not u.startswith("file:")] == []
 
-    # the front chart: every evaluation of both runs, each status told apart
+    # the front chart: every evaluation of both two_small_runs, each status told apart
     for run_id, result in (("r0", ra), ("r1", rb)):
         infeasible = sum(e.ok and not e.feasible for e in result.evaluations)
         points = f'#front-chart .pt[data-run="{run_id}"]'
@@ -141,8 +135,10 @@ def test_the_report_of_two_runs_and_a_bench_renders_and_links(browser, runs, tmp
     assert browser.errors() == []
 
 
-def test_the_report_a_search_writes_renders_and_screenshots(browser, runs, tmp_path) -> None:
-    a, _, ra, _ = runs
+def test_the_report_a_search_writes_renders_and_screenshots(
+    browser, two_small_runs, tmp_path
+) -> None:
+    a, _, ra, _ = two_small_runs
     _load(browser, a / "report.html")
     assert browser.errors() == []
     assert _count(browser, "#front-chart .pt") == len(ra.evaluations)
@@ -153,5 +149,7 @@ def test_the_report_a_search_writes_renders_and_screenshots(browser, runs, tmp_p
     pixels = imread(shot)
     assert pixels.shape[:2] == (1100, 1280)
     # a drawn page, not a blank one: many colours, real contrast
-    assert len(np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0)) > 100 and pixels.std() > 0.05
+    rgb = (pixels[..., :3] * 255).astype(np.uint32)
+    colours = np.unique(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2])
+    assert len(colours) > 100 and pixels.std() > 0.05
     print(f"screenshot: {shot}")
