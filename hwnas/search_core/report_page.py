@@ -362,7 +362,8 @@ def _front(runs: Sequence[RunView]) -> str:
 
 def _hypervolume(runs: Sequence[RunView]) -> str:
     return (
-        '<div class="chart"><svg id="hv-chart" role="img" aria-label="hypervolume over evaluations"></svg></div>'
+        '<div class="chart"><svg id="hv-chart" role="img" aria-label="hypervolume over evaluations"></svg>'
+        '<div class="legend" id="hv-legend"></div></div>'
         f'<p class="note">{_e(hypervolume_note(runs))}</p>'
     )
 
@@ -595,7 +596,7 @@ def _benches(benches: Sequence[BenchDocument]) -> str:
             sizes.append(f"{model['params'] / 1e6:.3f} M params")
         protocol = bench.protocol
         proto = ", ".join(
-            f"{k}={protocol[k]}"
+            f"{k}={'auto' if protocol[k] is None else protocol[k]}"
             for k in ("repeats", "warmup", "min_repeat_ms", "threads", "cv_threshold")
             if k in protocol
         )

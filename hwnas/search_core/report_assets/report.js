@@ -290,9 +290,16 @@
     const maxHV = Math.max(0, ...shown.map((r) => Math.max(...r.hv)));
     const xd = [0, maxN], yd = [0, maxHV > 0 ? maxHV * 1.05 : 1];
     const { x, y } = axes(svg, xd, yd, "evaluations", "hypervolume");
+    const legend = document.getElementById("hv-legend");
+    if (legend) legend.replaceChildren();
     for (const r of shown) {
       const pts = r.hv.map((v, i) => `${x(i + 1)},${y(v)}`).join(" ");
       svgEl("polyline", { points: pts, class: "hv-line", stroke: r.color, "data-run": r.id }, svg);
+      if (legend) {
+        const item = htmlEl("span", {}, legend);
+        htmlEl("span", { class: "swatch", style: `background:${r.color}` }, item);
+        item.appendChild(document.createTextNode(`${r.label} (${r.strategy}): ${r.hv[r.hv.length - 1].toFixed(4)} after ${r.hv.length}`));
+      }
     }
     const guide = svgEl("line", { y1: M.top, y2: BOTTOM, class: "guide", visibility: "hidden" }, svg);
     const hit = svgEl("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: BOTTOM - M.top, class: "hit" }, svg);
