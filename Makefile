@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HWNAS := $(VENV)/bin/hwnas
 STAMP := $(VENV)/.hwnas-installed
 
-.PHONY: setup demo test test-fast edge-board lint bench clean
+.PHONY: setup demo test test-fast edge-board browser lint bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,7 @@ demo: setup
 		--out $(DEMO_ARTIFACT) --overwrite
 	$(HWNAS) verify $(DEMO_ARTIFACT)
 	@echo "artifact: $(DEMO_ARTIFACT) (run it anywhere with: python $(DEMO_ARTIFACT)/run.py)"
+	@echo "report: $(DEMO_RUN)/report.html (open it in a browser; compare runs with: $(HWNAS) report RUN1 RUN2 --out FILE)"
 
 # The emulated aarch64 board's root (built once, cached under ~/.cache/hwnas).
 # Building it needs root (debootstrap, chroot); without root the edge tests skip.
@@ -46,7 +47,15 @@ edge-board: setup
 	@if [ "$$(id -u)" = 0 ]; then $(PY) tools/edge_board.py build; \
 	else echo "edge-board: not root, so the emulated board is not built and edge tests will skip"; fi
 
-test: setup edge-board
+# Debian's Chromium for the report page's browser test (needs root and apt; elsewhere it skips).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "browser: installing chromium failed, so the report browser test will skip"; \
+	else echo "browser: no chromium and cannot install it (not root, or no apt), so the report browser test will skip"; fi
+
+test: setup edge-board browser
 	$(PY) -m pytest
 
 test-fast: setup

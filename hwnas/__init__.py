@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
     # search
     "search": "hwnas.search_core.api",
     "SearchResult": "hwnas.search_core.api",
+    "write_report": "hwnas.search_core.report_page",
     "Evaluation": "hwnas.search_core.evaluator",
     "Metrics": "hwnas.search_core.evaluator",
     "ObjectiveProvider": "hwnas.search_core.evaluator",
@@ -147,6 +148,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         pareto_mask,
     )
     from hwnas.search_core.predictor import PredictionQuality, Predictor, PredictorSettings
+    from hwnas.search_core.report_page import write_report
     from hwnas.search_core.strategy import Strategy, StrategySettings
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 
 def run_hwnas(
@@ -21,3 +22,16 @@ def run_hwnas(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def run_main(args: list[str], capsys: Any) -> tuple[int, str, str]:
+    """Run ``hwnas ARGS`` in this process (fast; pytest's ``capsys`` captures): (exit code, stdout, stderr)."""
+    from hwnas.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

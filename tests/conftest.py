@@ -11,8 +11,9 @@ import pytest
 from hwnas import registry
 from hwnas.plugin_manager import PluginHost
 
-# The session-scoped ``edge_farm`` fixture (emulated aarch64 boards) lives in tests/edge_farm.py.
-pytest_plugins = ["edge_farm"]
+# The session-scoped ``edge_farm`` fixture (emulated aarch64 boards) lives in tests/edge_farm.py,
+# ``two_small_runs`` (finished search runs for the report tests) in tests/report_runs.py.
+pytest_plugins = ["edge_farm", "report_runs"]
 
 
 @pytest.fixture

@@ -62,6 +62,10 @@ def test_bench_onnx_on_two_targets_writes_table_json_and_plot(onnx_model, tmp_pa
     )
     assert document["model"]["source"] == "onnx" and document["model"]["macs"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = run_hwnas("report", str(out), "--out", str(tmp_path / "bench.html"), env=env)
+    assert report.returncode == 0, report.stderr  # `hwnas report` reads what bench writes
+    page = (tmp_path / "bench.html").read_text()
+    assert page.count('<tr data-ok="1">') == 2 and 'id="bench-chart-b0"' in page
     again = run_hwnas(
         "bench", "--onnx", str(onnx_model), "-t", ONE_THREAD, *FAST, "--json", str(out), env=env
     )

@@ -41,6 +41,7 @@ def searched(tmp_path_factory):
         env={"HWNAS_CACHE_DIR": str(root / "cache")},
     )
     assert result.returncode == 0, result.stderr
+    assert "resolution=" in result.stdout and "report.html" in result.stdout  # genes by name
     return root, run, checkpoint
 
 
@@ -54,6 +55,30 @@ def test_search_writes_every_evaluation_with_measured_latency(searched):
         assert float(row["latency"]) > 0.0
     front = json.loads((run / "pareto.json").read_text())
     assert front and (run / "pareto.png").stat().st_size > 0
+
+
+def test_search_records_sizes_and_latency_noise_and_reports_them(searched):
+    from hwnas.search_core.report_data import run_views
+    from hwnas.search_core.report_inputs import read_input
+
+    _, run, _ = searched
+    with open(run / "evaluations.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:  # measured latency brings the IR's sizes and the noise check's verdict along
+        assert float(row["macs"]) > 0 and float(row["params"]) > 0
+        assert row["latency_remeasures"] in ("0.0", "1.0", "2.0") and row["latency_noisy"] in (
+            "0.0",
+            "1.0",
+        )
+    (view,) = run_views([read_input(run)])
+    assert view.run.progress.complete and view.target == "onnxruntime:cpu?threads=1"
+    assert all(
+        s is not None and len(s.samples) == 3 and s.remeasures is not None for s in view.latency
+    )
+    page = (run / "report.html").read_text()
+    assert (
+        "onnxruntime:cpu?threads=1" in page and "timing threads" in page and "resolution=" in page
+    )
 
 
 def test_export_from_the_run_and_verify(searched):

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runner import run_main
 
-from hwnas.cli import main
 from hwnas.search_core import nb201
 from hwnas.search_core.run_store import RunStore
 
@@ -16,16 +16,6 @@ needs_tables = pytest.mark.skipif(
     not (nb201.data_dir() / "latency_ms.csv").is_file(),
     reason=f"NAS-Bench-201 tables not found in {nb201.data_dir()} (set {nb201.DATA_ENV})",
 )
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @needs_tables
@@ -47,7 +37,7 @@ def test_search_nb201_end_to_end_and_resume(plugin_host, tmp_path: Path, capsys)
         str(out),
         "--quiet",
     ]
-    code, stdout, stderr = _run(args, capsys)
+    code, stdout, stderr = run_main(args, capsys)
     assert code == 0, stderr
     assert "Pareto front" in stdout and "hypervolume" in stdout
     for name in (
@@ -62,13 +52,13 @@ def test_search_nb201_end_to_end_and_resume(plugin_host, tmp_path: Path, capsys)
     pareto = json.loads((out / "pareto.json").read_text())["pareto"]
     assert pareto and all(p["values"]["latency"] <= 20 for p in pareto)
 
-    code, _, stderr = _run(args, capsys)  # the same --out again without --resume
+    code, _, stderr = run_main(args, capsys)  # the same --out again without --resume
     assert code == 2 and "already holds 30 evaluation(s)" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
     with RunStore.in_directory(out) as store:
         assert store.count() == 30  # nothing lost
 
-    code, stdout, stderr = _run([*args[:8], "45", *args[9:], "--resume", "--json"], capsys)
+    code, stdout, stderr = run_main([*args[:8], "45", *args[9:], "--resume", "--json"], capsys)
     assert code == 0, stderr
     assert isinstance(json.loads(stdout), list)
     with (out / "evaluations.csv").open() as f:
@@ -104,7 +94,7 @@ def test_bad_input_exits_2_with_one_clear_message(
         "--quiet",
         *extra,
     ]
-    code, _, stderr = _run(args, capsys)
+    code, _, stderr = run_main(args, capsys)
     assert code == 2
     assert message in stderr and stderr.startswith("error: ") and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) <= 2
@@ -112,7 +102,7 @@ def test_bad_input_exits_2_with_one_clear_message(
 
 def test_unknown_supernet_exits_2(plugin_host, tmp_path: Path, capsys) -> None:
     args = ["search", "--supernet", "no-such-net", "--target", "torch:cpu", "--out", str(tmp_path)]
-    code, _, stderr = _run(args, capsys)
+    code, _, stderr = run_main(args, capsys)
     assert code == 2 and "no-such-net" in stderr and "Traceback" not in stderr
 
 
@@ -120,7 +110,7 @@ def test_missing_tables_say_where_to_point(
     plugin_host, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     monkeypatch.setenv(nb201.DATA_ENV, str(tmp_path / "nowhere"))
-    code, _, stderr = _run(
+    code, _, stderr = run_main(
         ["search", "--space", "nb201", "--target", "raspi4", "--out", str(tmp_path / "r")], capsys
     )
     assert code == 2 and "not found" in stderr and nb201.DATA_ENV in stderr

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Compile a chosen subnet into a deployable artifact directory.",
     ),
     "verify": ("hwnas.cli.verify_cmd:verify", "Check an exported artifact's files and outputs."),
+    "report": (
+        "hwnas.cli.report_cmd:report",
+        "Write an HTML report of search runs and bench results.",
+    ),
 }
 
 

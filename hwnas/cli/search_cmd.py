@@ -356,18 +356,25 @@ def _report(result: Any, as_json: bool) -> None:
             ]
         )
         return
+    from hwnas.search_core.report_data import config_changes, format_changes, format_config
+    from hwnas.search_core.report_page import REPORT_FILE
+
     names = [o.name for o in result.objectives]
+    # Subnets of one supernet share most genes: row 1 shows all, the rest only what differs from it.
+    reference = result.pareto[0].subnet.to_dict() if result.pareto else {}
     rows = [
         (
             e.key,
             *(o.format(e.values[o.name]) for o in result.objectives),
-            ",".join(str(v) for v in e.subnet.to_dict().values()),
+            format_config(reference)
+            if i == 0
+            else format_changes(config_changes(e.subnet.to_dict(), reference)),
         )
-        for e in result.pareto
+        for i, e in enumerate(result.pareto)
     ]
     print_table(
         f"Pareto front: {len(result.pareto)} of {len(result.evaluations)} measured",
-        ["key", *names, "config"],
+        ["key", *names, "genes (row 1: all; below: what differs from row 1)"],
         rows,
     )
     if result.stopped_reason:
@@ -376,3 +383,4 @@ def _report(result: Any, as_json: bool) -> None:
     click.echo(
         f"hypervolume {hv:.4f}; failed evaluations: {len(result.failed)}; results in {result.out}/"
     )
+    click.echo(f"report: {result.out / REPORT_FILE} (open it in a browser)")

@@ -11,14 +11,12 @@ import csv
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hwnas.errors import ConfigError
 from hwnas.model.search_space import SearchSpace, Subnet
+from hwnas.search_core import run_record
 from hwnas.search_core.evaluator import (
     Evaluation,
     Evaluator,
@@ -32,13 +30,11 @@ from hwnas.search_core.loop import ProgressCallback, SearchLoop
 from hwnas.search_core.objectives import (
     Constraint,
     Objective,
-    hypervolume_series,
-    normalisation_bounds,
-    pareto_mask,
     parse_constraints,
     parse_objectives,
 )
 from hwnas.search_core.run_store import FILENAME, RunStore
+from hwnas.search_core.search_result import SearchResult, build_result
 from hwnas.search_core.strategy import Strategy, StrategySettings
 
 EvaluateArg = (
@@ -46,41 +42,6 @@ EvaluateArg = (
     | ObjectiveProvider
     | Sequence[ObjectiveProvider]
 )
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """What a search measured: every evaluation in order, the measured Pareto front, the hypervolume curve.
-
-    ``pareto`` holds only real, feasible evaluations (sorted by the first
-    objective); ``hypervolume[i]`` is the normalised hypervolume after
-    ``i + 1`` evaluations. ``stopped_reason`` is empty when the budget was spent.
-    """
-
-    evaluations: tuple[Evaluation, ...]
-    pareto: tuple[Evaluation, ...]
-    hypervolume: tuple[float, ...]
-    objectives: tuple[Objective, ...]
-    constraints: tuple[Constraint, ...]
-    strategy: str
-    out: Path | None = None
-    stopped_reason: str = ""
-
-    @property
-    def failed(self) -> tuple[Evaluation, ...]:
-        return tuple(e for e in self.evaluations if not e.ok)
-
-    def best(self, objective: str) -> Evaluation | None:
-        """The feasible evaluation best in one objective."""
-        matching = [o for o in self.objectives if o.name == objective]
-        if not matching:
-            raise ConfigError(
-                f"{objective!r} is not an objective of this search",
-                hint=f"objectives: {[o.name for o in self.objectives]}",
-            )
-        if not self.pareto:
-            return None
-        return min(self.pareto, key=lambda e: matching[0].minimised(e.values[objective]))
 
 
 def search(
@@ -152,6 +113,7 @@ def search(
             space, objectives, constraints, seed, settings, candidates=candidates
         )
         saved = store.load_state() if resume else None
+        store.set_meta(run_record.started(budget))
         loop = SearchLoop(
             search_strategy,
             evaluator,
@@ -179,6 +141,7 @@ def search(
         result = build_result(
             measured, objectives, constraints, strategy_cls.name, out, loop.stopped_reason
         )
+        store.set_meta(run_record.finished(result.stopped_reason, len(result.evaluations)))
         if out is not None:
             try:
                 write_reports(result, Path(out))
@@ -265,45 +228,11 @@ def _rows_in(csv_path: Path) -> int:
         return 0
 
 
-def build_result(
-    evaluations: Sequence[Evaluation],
-    objectives: Sequence[Objective],
-    constraints: Sequence[Constraint],
-    strategy: str,
-    out: str | Path | None = None,
-    stopped_reason: str = "",
-) -> SearchResult:
-    """The :class:`SearchResult` of a list of evaluations: front of the feasible ones, hypervolume curve."""
-    objectives = tuple(objectives)
-    F = np.array([e.minimised(objectives) for e in evaluations], dtype=float).reshape(
-        len(evaluations), len(objectives)
-    )
-    feasible = np.array([e.feasible for e in evaluations], dtype=bool)
-    lower, upper = normalisation_bounds(objectives, F[feasible])
-    series = hypervolume_series(F, feasible, lower, upper) if len(evaluations) else np.zeros(0)
-    front_index = (
-        np.flatnonzero(feasible)[pareto_mask(F[feasible])]
-        if feasible.any()
-        else np.zeros(0, dtype=int)
-    )
-    front = sorted((evaluations[i] for i in front_index), key=lambda e: e.minimised(objectives)[0])
-    return SearchResult(
-        evaluations=tuple(evaluations),
-        pareto=tuple(front),
-        hypervolume=tuple(float(v) for v in series),
-        objectives=objectives,
-        constraints=tuple(constraints),
-        strategy=strategy,
-        out=None if out is None else Path(out),
-        stopped_reason=stopped_reason,
-    )
-
-
 # -- report files ------------------------------------------------------------------
 
 
 def write_reports(result: SearchResult, out: Path) -> None:
-    """``evaluations.csv``, ``pareto.csv``, ``pareto.json``, ``pareto.png`` and ``hypervolume.csv`` in ``out``."""
+    """``evaluations.csv``, ``pareto.csv``, ``pareto.json``, ``pareto.png``, ``hypervolume.csv`` and ``report.html`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     metrics = list(dict.fromkeys(m for e in result.evaluations for m in e.values))
     genes = list(dict.fromkeys(g for e in result.evaluations for g in e.subnet.to_dict()))
@@ -338,6 +267,9 @@ def write_reports(result: SearchResult, out: Path) -> None:
         writer.writerow(["evaluations", "hypervolume"])
         writer.writerows((i + 1, f"{v:.6f}") for i, v in enumerate(result.hypervolume))
     plot_front(result, out / "pareto.png")
+    from hwnas.search_core.report_page import REPORT_FILE, write_report
+
+    write_report([out], out / REPORT_FILE)
 
 
 def _write_csv(

@@ -103,14 +103,8 @@ class RunStore:
         store = cls.__new__(cls)
         store.path = path
         store._lock_fd = None
-        uri = path.resolve().as_uri()
         try:
-            writable = os.access(directory, os.W_OK)
-            # immutable=1 reads a store on a read-only mount, where SQLite cannot create its
-            # -shm file; the search checkpoints its WAL after each batch, so the main file is complete.
-            store._db = sqlite3.connect(
-                f"{uri}?mode=ro" + ("" if writable else "&immutable=1"), uri=True
-            )
+            store._db = connect_read_only(path)
             tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path}: not a usable run store ({exc})") from None
@@ -264,6 +258,17 @@ class RunStore:
         if not isinstance(state, dict):
             raise ConfigError(f"{self.path}: saved strategy state is not a mapping")
         return state, int(row[1])
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a store file, also while a search writes it, also on a read-only mount.
+
+    ``immutable=1`` is needed where SQLite cannot create its -shm file (a read-only
+    mount); the search checkpoints its WAL after each batch, so the main file is complete.
+    """
+    writable = os.access(path.parent, os.W_OK)
+    uri = path.resolve().as_uri() + "?mode=ro" + ("" if writable else "&immutable=1")
+    return sqlite3.connect(uri, uri=True)
 
 
 def _make_directory(directory: Path) -> None:

@@ -72,7 +72,12 @@ class IRCostProvider(ObjectiveProvider):
 
 
 class LatencyProvider(ObjectiveProvider):
-    """Median latency (ms) measured on a target: compiled, verified against torch, timed in isolation, cached."""
+    """Median latency (ms) measured on a target: compiled, verified against torch, timed in isolation, cached.
+
+    Beside ``latency`` it gives how often the noise check re-measured
+    (``latency_remeasures``) and whether the kept samples are still noisy
+    (``latency_noisy``, 0/1): the report shows them with the raw samples.
+    """
 
     def __init__(self, models: SubnetModels, measurer: Measurer) -> None:
         self.models = models
@@ -80,12 +85,17 @@ class LatencyProvider(ObjectiveProvider):
 
     @property
     def provides(self) -> tuple[str, ...]:
-        return ("latency",)
+        return ("latency", "latency_remeasures", "latency_noisy")
 
     def measure(self, subnet: Subnet) -> Metrics:
         measurement = self.measurer.measure(self.models.ir(subnet))
         return Metrics(
-            {"latency": measurement.median_ms}, tuple(s * 1e3 for s in measurement.samples_s)
+            {
+                "latency": measurement.median_ms,
+                "latency_remeasures": float(len(measurement.discarded_s)),
+                "latency_noisy": float(measurement.noisy),
+            },
+            tuple(s * 1e3 for s in measurement.samples_s),
         )
 
     def fingerprint(self) -> str:
@@ -122,7 +132,8 @@ def supernet_providers(
 ) -> tuple[list[ObjectiveProvider], dict[str, Any]]:
     """The providers a search over ``loaded`` needs for ``metrics``, and a description of the target used.
 
-    IR costs come first so that latency reuses the IR they built; latency
+    IR costs come first so that latency reuses the IR they built (and are
+    recorded whenever latency is measured, since the IR is built anyway); latency
     needs ``target``; accuracy uses the checkpoint's data unless ``data`` is given.
     """
     from hwnas.errors import ConfigError
@@ -138,7 +149,7 @@ def supernet_providers(
     models = SubnetModels(loaded.supernet, loaded.module)
     providers: list[ObjectiveProvider] = []
     target_info: dict[str, Any] = {}
-    if any(m in IR_METRICS for m in metrics):
+    if "latency" in metrics or any(m in IR_METRICS for m in metrics):
         providers.append(IRCostProvider(models))
     if "latency" in metrics:
         if not target:
