@@ -22,6 +22,7 @@ from hwnas.errors import (
     HwnasError,
     MeasurementError,
     PluginError,
+    StrategyError,
     TargetUnavailableError,
     UnknownNameError,
     UnknownTargetError,
@@ -107,6 +108,7 @@ _ERRORS = (
     "CompileError",
     "MeasurementError",
     "EvaluationError",
+    "StrategyError",
 )
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
