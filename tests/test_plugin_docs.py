@@ -63,7 +63,7 @@ def called_names() -> set[str]:
     return names
 
 
-def test_functions() -> set[str]:
+def defined_test_names() -> set[str]:
     found = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
         found |= set(re.findall(r"^def (test_\w+)", path.read_text(), re.M))
@@ -74,7 +74,7 @@ def test_functions() -> set[str]:
 def test_every_hook_is_documented_and_tested(hook):
     assert inspect.getdoc(getattr(hookspecs, hook)), f"{hook} has no docstring"
     assert f"`{hook}`" in DOC, f"docs/PLUGINS.md does not document {hook}"
-    assert any(t.startswith(f"test_hook_{hook}") for t in test_functions()), (
+    assert any(t.startswith(f"test_hook_{hook}") for t in defined_test_names()), (
         f"no test named test_hook_{hook}... in tests/"
     )
 
