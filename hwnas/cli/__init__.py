@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "ir": ("hwnas.cli.ir_cmd:ir", "Show a subnet's graph IR: ops, MACs, params, kernel groups."),
     "plugins": ("hwnas.cli.plugins_cmd:plugins", "List installed plugins and what they provide."),
+    "plugin": (
+        "hwnas.cli.plugin_cmd:plugin",
+        "Write a new plugin package (target, strategy, predictor, supernet).",
+    ),
     "targets": (
         "hwnas.cli.targets_cmd:targets",
         "List hardware targets: available here or why not.",
