@@ -7,6 +7,7 @@ weights, reference inputs/outputs, ``manifest.json`` and a standalone
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -82,6 +83,13 @@ class Pick:
                 f"no successful evaluation in this run has metric {self.metric!r}",
                 hint=f"metrics in the run: {', '.join(metrics) or 'none'}",
             )
+        measured = {m for e in usable for m in e.values}
+        unknown = [c.metric for c in self.constraints if c.metric not in measured]
+        if unknown:
+            raise ConfigError(
+                f"--pick constrains {', '.join(map(repr, unknown))}, which this run did not measure",
+                hint=f"metrics in the run: {', '.join(sorted(measured))}",
+            )
         meeting = [
             e for e in usable if all(c.violation(e.values[c.metric]) == 0 for c in self.constraints)
         ]
@@ -137,27 +145,59 @@ def export_subnet(
     checkpoint: str | Path | None = None,
     cache: Any = True,
     overwrite: bool = False,
+    precision: str | None = None,
+    data: Any = None,
+    calibration: Any = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> ExportedArtifact:
-    """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``."""
+    """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``.
+
+    ``precision`` (default: the subnet's precision gene, else fp32) ``int8``
+    exports the statically quantised model (calibrated on ``calibration``
+    examples, else ``data``'s calibration split), verified against the
+    quantised reference. ``quality`` (metric, value, definition) goes into the manifest.
+    """
     from hwnas.ir import GraphIR
     from hwnas.measurement.measurer import Measurer
     from hwnas.measurement.protocol import DEFAULT_PROTOCOL
+    from hwnas.measurement.resolve import resolve_target
+    from hwnas.search_core.precision import Int8Models, split_precision
 
+    target = resolve_target(target) if isinstance(target, str) else target
+    subnet, gene = split_precision(supernet, subnet)
+    precision = precision or gene
+    support = target.supports_precision(precision)
+    if not support:
+        raise ConfigError(f"cannot export for {target.name}: {support.reason}")
+    protocol = protocol or DEFAULT_PROTOCOL
+    if precision == "int8":
+        if data is None and calibration is None:
+            raise ConfigError(
+                "an int8 export needs calibration data (the supernet's data or --calibration)"
+            )
+        ir = Int8Models(supernet, module, data, calibration=calibration).ir(subnet)
+        rtol, atol = ir.metadata["tolerance"]
+        protocol = dataclasses.replace(
+            protocol,
+            rtol=protocol.rtol if protocol.rtol is not None else rtol,
+            atol=protocol.atol if protocol.atol is not None else atol,
+        )
+    else:
+        ir = GraphIR.from_subnet(supernet, module, subnet)
     out = _prepare_directory(Path(out), overwrite)
-    measurer = Measurer(target, protocol or DEFAULT_PROTOCOL, cache=cache)
-    ir = GraphIR.from_subnet(supernet, module, subnet)
-    measurement = measurer.measure(ir)  # verifies outputs against torch before timing
+    measurer = Measurer(target, protocol, cache=cache)
+    measurement = measurer.measure(ir)  # verifies outputs against the reference before timing
     artifact = measurer.compile(ir)  # the artifact just measured, reused from the compile cache
 
     compiled = out / COMPILED_DIR
     shutil.copytree(artifact.root, compiled)
     ir.to_onnx(out / ONNX_FILE)
-    np.savez(
-        out / WEIGHTS_FILE,
-        **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()},
-    )
-    inputs = [np.asarray(a) for a in ir.input_arrays().values()]
-    outputs = [np.asarray(a) for a in ir.reference_outputs()]
+    if ir.module is not None:  # an int8 model keeps its weights inside model.onnx
+        np.savez(
+            out / WEIGHTS_FILE,
+            **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()},
+        )
+    inputs, outputs = measurer.reference(ir)
     np.savez(
         out / REFERENCE_FILE,
         **{f"input{i}": a for i, a in enumerate(inputs)},
@@ -168,7 +208,12 @@ def export_subnet(
     manifest = {
         "format": MANIFEST_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "subnet": {"space": subnet.space, "key": subnet.key, "config": subnet.to_dict()},
+        "subnet": {
+            "space": subnet.space,
+            "key": subnet.key,
+            "config": subnet.to_dict(),
+            "precision": precision,
+        },
         "supernet": {
             "name": supernet.name,
             "arguments": supernet.arguments,
@@ -187,8 +232,8 @@ def export_subnet(
         },
         "latency": _latency_entry(measurement),
         "accuracy": accuracy,
-        "macs": ir.macs,
-        "params": ir.params,
+        "macs": ir.metadata.get("fp32_macs", ir.macs),
+        "params": ir.metadata.get("fp32_params", ir.params),
         "peak_activation_bytes": ir.peak_activation_bytes,
         "inputs": [s.to_dict() for s in ir.input_specs],
         "outputs": [s.to_dict() for s in ir.output_specs],
@@ -197,7 +242,10 @@ def export_subnet(
             "rtol": measurement.protocol.rtol,
             "atol": measurement.protocol.atol,
             "max_abs_error_at_export": measurement.max_abs_error,
+            "reference": _reference_note(precision),
         },
+        "precision": _precision_entry(precision, ir),
+        "quality": dict(quality) if quality else None,
         "versions": _versions(),
     }
     manifest["files"] = [
@@ -207,6 +255,28 @@ def export_subnet(
     ]
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return ExportedArtifact(out, manifest)
+
+
+def _reference_note(precision: str) -> str:
+    if precision != "int8":
+        return "the fp32 torch subnet"
+    from hwnas.search_core.precision import INT8_RANGE_SHARE
+
+    return (
+        "the int8 model read by onnxruntime without graph optimisation; atol is "
+        f"{INT8_RANGE_SHARE:.0%} of its largest output (int8 kernels round differently)"
+    )
+
+
+def _precision_entry(precision: str, ir: Any) -> dict[str, Any]:
+    if precision != "int8":
+        return {"dtype": "fp32"}
+    return {
+        "dtype": "int8",
+        "scheme": ir.metadata.get("scheme"),
+        "calibration_samples": ir.metadata.get("calibration_samples"),
+        "fp32_ir_key": ir.metadata.get("fp32_ir_key"),
+    }
 
 
 def _prepare_directory(out: Path, overwrite: bool) -> Path:
