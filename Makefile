@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml examples/hwnas-example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]' -e examples/hwnas-example-plugin
+	$(PY) -m pip install -q -e '.[dev,pretrained]' -e examples/hwnas-example-plugin
 	touch $@
 
 # The main job on the embedded default: search (resumable: a second `make demo`

@@ -234,8 +234,10 @@ def _map_weights(
             mapped[f"layers.{index}.{parts[part]}.{leaf}"] = tensor
         else:
             raise _unsupported(raw)
-    expected = set(module.state_dict())
-    missing = sorted(expected - set(mapped))
+    own = module.state_dict()
+    # a task head (num_classes > 0) is new: it keeps its seeded initialisation
+    mapped.update({k: v for k, v in own.items() if k.startswith("head.")})
+    missing = sorted(set(own) - set(mapped))
     if missing:
         raise ConfigError(
             f"the pretrained weights lack {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}",

@@ -123,10 +123,15 @@ def trace_chain(model: nn.Module) -> list[tuple[LayerSpec, nn.Module | None]]:
             continue
         if node.op == "output":
             break
-        inputs = [a for a in node.all_input_nodes]
-        if inputs != [previous] or len(previous.users) != 1:
+        if len(previous.users) != 1:
             raise ConfigError(
-                f"elastic-cnn: the network branches at {node.name!r} ({node.op} {node.target})",
+                f"elastic-cnn: the output of {previous.name!r} feeds {len(previous.users)} layers "
+                f"({', '.join(user.name for user in previous.users)}): the network branches",
+                hint=f"elastic-cnn wraps plain chains: {SUPPORTED}",
+            )
+        if list(node.all_input_nodes) != [previous]:
+            raise ConfigError(
+                f"elastic-cnn: layer {node.name!r} takes {len(node.all_input_nodes)} inputs: the network branches",
                 hint=f"elastic-cnn wraps plain chains: {SUPPORTED}",
             )
         spec = _layer_spec(node, modules)
