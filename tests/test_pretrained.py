@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from cli_runner import run_hwnas
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pretrained_models import write_tiny_bert, write_user_cnn
 
 from hwnas.errors import ConfigError, MeasurementError
@@ -43,6 +45,48 @@ def wrap(supernet: str, source: str, **kwargs):
     from hwnas.model.pretrained import load_pretrained
 
     return load_pretrained(supernet, source, **kwargs)
+
+
+# -- the two new supernets as supernets -------------------------------------------------------
+
+
+def _new_supernets():
+    from hwnas_plugins.supernets.bert import ElasticBert
+    from hwnas_plugins.supernets.cnn import ElasticCNN
+
+    return [
+        ElasticBert(preset="tiny"),
+        ElasticBert.from_settings(ElasticBert.presets["tiny"], {"layer_order": "1,0"}),
+        ElasticCNN(preset="tiny"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["bert", "bert-ordered", "cnn"])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**31 - 1))
+def test_extracted_subnet_equals_the_supernet_with_it_active(index, seed):
+    supernet = _new_supernets()[index]
+    module = supernet.build().eval()
+    subnet = supernet.space.sample(seed)
+    static = supernet.extract(module, subnet)
+    assert not [m for m in static.modules() if type(m).__name__.startswith("Elastic")]
+    x = supernet.example_input(subnet, batch=2, seed=seed % 1000)
+    with torch.no_grad():
+        supernet.set_active(module, subnet)
+        expected = module(supernet.adapt_input(x, subnet))
+        assert (static(x) - expected).abs().max() <= 1e-5
+    again = type(supernet).from_arguments(supernet.arguments)
+    assert again.settings == supernet.settings and again.space.signature == supernet.space.signature
+
+
+def test_depth_keeps_the_layers_ranked_most_important():
+    ordered = _new_supernets()[1]
+    module = ordered.build()
+    ordered.set_active(module, ordered.space.smallest())
+    assert module.active == (1,)  # depth 1 runs layer 1, ranked first
+    assert ordered.space.gene("l0.heads").active_if == ("layers", (2,))
+    with pytest.raises(ConfigError, match="layer_order"):
+        type(ordered).from_settings(ordered.settings, {"layer_order": "0,0"})
 
 
 # -- wrapping: the largest subnet is the pretrained model ----------------------------------
