@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=10, help="architectures per supernet")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per latency")
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the fine-tuned MiniLM checkpoint in this folder")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
 
@@ -219,7 +220,7 @@ def main() -> None:
     results: dict[str, Any] = {"cpu": facts, "target": TARGET}
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_minilm:
-            results["minilm"] = minilm(args, Path(folder))
+            results["minilm"] = minilm(args, args.keep or Path(folder))
         results["default"] = embedded_default(args)
     # Measurements run in a worker process; ask in this one, after an int8 run of its own.
     results["amx_requested_in_process"] = _amx_after_int8_run()

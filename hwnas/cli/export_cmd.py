@@ -120,7 +120,7 @@ def export(
         store.close()
     else:
         model = load_model(supernet, preset, (), checkpoint)
-        subnet = precision_space(model.supernet.space, ("fp32", "int8")).load_subnet(subnet_file)
+        subnet = _file_space(model.supernet.space, subnet_file).load_subnet(subnet_file)
     wants_int8 = (precision or subnet.get("precision", "fp32")) == "int8"
     click.echo(f"exporting {subnet.key} of {model.source} for {target.name} ...", err=True)
     result = export_subnet(
@@ -175,3 +175,18 @@ def _quality(model: Any, values: dict[str, float]) -> dict[str, Any] | None:
     else:
         entry["definition"] = "top-1 accuracy on the validation split (BN recalibrated)"
     return entry
+
+
+def _file_space(space: Any, path: Path) -> Any:
+    """The supernet's space, with the precision gene when the subnet file sets one."""
+    import json
+
+    from hwnas.search_core.precision import PRECISION_GENE, PRECISIONS, precision_space
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return space  # load_subnet reports the unreadable file
+    config = data.get("config", data) if isinstance(data, dict) else None
+    has_gene = isinstance(config, dict) and PRECISION_GENE in config
+    return precision_space(space, PRECISIONS) if has_gene else space

@@ -263,8 +263,9 @@ def _reference_note(precision: str) -> str:
     from hwnas.search_core.precision import INT8_RANGE_SHARE
 
     return (
-        "the int8 model read by onnxruntime without graph optimisation; atol is "
-        f"{INT8_RANGE_SHARE:.0%} of its largest output (int8 kernels round differently)"
+        "the int8 model read by onnxruntime without graph optimisation; int8 kernels round "
+        "differently, so atol is the quantisation error itself (the largest |fp32 - int8| on "
+        f"the reference input), at least {INT8_RANGE_SHARE:.0%} of the largest output"
     )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwnas.errors import ConfigError
-from hwnas.model.datasets import SPLIT_FRACTIONS, ImageSet
+from hwnas.model.datasets import SPLIT_FRACTIONS, ImageSet, ThreeSplits
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ Tokenizer = Callable[[Sequence[str]], "torch.Tensor"]
 
 
 @dataclass(frozen=True, eq=False)
-class TextData:
+class TextData(ThreeSplits):
     """Token ids split three ways; ``y`` holds class indices (labelled) or zeros (``num_classes == 0``)."""
 
     name: str
@@ -47,13 +47,6 @@ class TextData:
     @property
     def labelled(self) -> bool:
         return self.num_classes > 0
-
-    def split(self, name: str) -> ImageSet:
-        if name not in SPLIT_FRACTIONS:
-            raise ConfigError(
-                f"unknown data split {name!r}", hint=f"splits: {', '.join(SPLIT_FRACTIONS)}"
-            )
-        return getattr(self, name)
 
     def summary(self) -> str:
         kind = f"{self.num_classes} classes" if self.labelled else "unlabelled"
