@@ -211,7 +211,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=10, help="architectures per supernet")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per latency")
     parser.add_argument("--skip-minilm", action="store_true")
-    parser.add_argument("--keep", type=Path, help="keep the fine-tuned MiniLM checkpoint in this folder")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the fine-tuned MiniLM checkpoint in this folder"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
 
