@@ -80,7 +80,7 @@ def rich_progress() -> TrainingProgress:
     "--data",
     default=None,
     help="'digits' (default), a folder of images per class, or an .npz with x and y; "
-    "for text models 'generated' (default), a .txt (one text per line) or a .tsv (text<TAB>label).",
+    "for text models 'generated[:N]' (default: 2000 seeded sentences), a .txt (one text per line) or a .tsv (text<TAB>label).",
 )
 @click.option(
     "--from-pretrained",
