@@ -283,7 +283,8 @@ def test_user_cnn_from_pretrained_to_verified_int8_artifacts(user_cnn, tmp_path)
         assert (
             manifest["precision"]["dtype"] == "int8" and manifest["subnet"]["precision"] == "int8"
         )
-        assert 0 < manifest["verification"]["atol"] < 5 and manifest["verification"]["rtol"] == 0
+        tolerance = manifest["verification"]
+        assert 0 < tolerance["atol"] <= 0.5 and 0 <= tolerance["rtol"] <= 0.5
         assert manifest["quality"]["metric"] == "accuracy" and manifest["accuracy"] > 0.5
         verified = run_hwnas("verify", str(artifact))
         assert verified.returncode == 0 and "outputs match" in verified.stdout, verified.stderr
