@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml examples/hwnas-example-plugin/pyproject.toml examples/h
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray]' -e examples/hwnas-example-plugin
+	$(PY) -m pip install -q -e '.[dev,ray,pretrained]' -e examples/hwnas-example-plugin
 	$(PY) -m pip install -q -e examples/hwnas-openvino  # a real third-party target (pulls openvino)
 	touch $@
 

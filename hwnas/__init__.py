@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     "Subnet": "hwnas.model.search_space",
     "Supernet": "hwnas.model.supernet",
     "seeded": "hwnas.model.supernet",
+    "PretrainedModel": "hwnas.model.pretrained",
     # graph IR
     "GraphIR": "hwnas.ir",
     "OpNode": "hwnas.ir",
@@ -134,6 +135,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from hwnas.measurement.runner import Runner
     from hwnas.measurement.standalone import StandaloneRunner
     from hwnas.measurement.target import Availability, Target, TargetSpec
+    from hwnas.model.pretrained import PretrainedModel
     from hwnas.model.search_space import Gene, SearchSpace, Subnet
     from hwnas.model.supernet import Supernet, seeded
     from hwnas.registry import predictor_class

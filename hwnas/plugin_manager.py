@@ -38,6 +38,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hwnas_plugins.supernets.mobilenet_v3",
     "hwnas_plugins.supernets.resnet",
     "hwnas_plugins.supernets.transformer",
+    "hwnas_plugins.supernets.bert",
+    "hwnas_plugins.supernets.cnn",
 )
 
 

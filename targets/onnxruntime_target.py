@@ -36,6 +36,8 @@ class OnnxRuntimeTarget(Target):
     kind = "onnxruntime"
     runtime = "onnxruntime"
     description = "ONNX Runtime on the IR exported to ONNX (CPU execution provider, or CUDA)"
+    # int8: the QDQ model, run by its integer kernels (QLinearConv, MatMulInteger)
+    precisions = ("fp32", "int8")
     options_help = {
         "threads": "intra-op threads (default: the protocol's, else every usable core)",
         "opt": "graph optimisation level: disable, basic, extended, all (default)",

@@ -59,6 +59,9 @@ class TvmTarget(Target):
         "trials": "MetaSchedule trials per tuning task (default 0: untuned)",
         "db": "tuning database directory (default: ~/.cache/hwnas/tvm-tuning/<target fingerprint>)",
     }
+    # int8: Relax's ONNX importer reads the QDQ model and lowers it to float ops (the
+    # quantised model's exact arithmetic, no int8 kernels: no int8 speed-up)
+    precisions = ("fp32", "int8")
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)

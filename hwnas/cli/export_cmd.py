@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -45,6 +46,18 @@ from hwnas.cli.output import print_table
     show_default=True,
     help="Timed repeats (as `hwnas search`'s default, so a subnet it measured is not timed again).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default=None,
+    help="Export in this precision (default: the picked subnet's precision gene, else fp32).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="int8 calibration examples (.npy, or .npz with x); default: the supernet's calibration split.",
+)
 @tolerance_options
 def export(
     run_dir,
@@ -57,6 +70,8 @@ def export(
     out,
     overwrite,
     repeats,
+    precision,
+    calibration,
     rtol,
     atol,
 ) -> None:
@@ -66,9 +81,11 @@ def export(
     from hwnas.errors import ConfigError
     from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.model.loader import from_description
+    from hwnas.search_core.precision import load_calibration, precision_space
 
     (target,) = resolve_available_targets([target_spec])
     accuracy = None
+    values: dict[str, float] = {}
     if (run_dir is None) == (subnet_file is None):
         raise ConfigError(
             "give either RUN_DIR (a search run) or --subnet FILE", hint="see `hwnas export --help`"
@@ -84,11 +101,21 @@ def export(
                     hint="export with --subnet FILE and --supernet/--checkpoint",
                 )
             model = from_description(meta["model"])
-            chosen = Pick.parse(pick).choose(store.evaluations(model.supernet.space))
-        subnet, accuracy = chosen.subnet, chosen.values.get("accuracy")
+            space = precision_space(model.supernet.space, meta.get("precisions", ["fp32"]))
+            evaluations = store.evaluations(space)
+        if precision is not None:  # pick among the subnets measured in that precision
+            evaluations = [e for e in evaluations if e.subnet.get("precision", "fp32") == precision]
+            if not evaluations:
+                raise ConfigError(
+                    f"run {run_dir} measured no {precision} subnets",
+                    hint="search with --precision fp32,int8, or export --subnet FILE --precision int8",
+                )
+        chosen = Pick.parse(pick).choose(evaluations)
+        subnet, accuracy, values = chosen.subnet, chosen.values.get("accuracy"), dict(chosen.values)
     else:
         model = load_model(supernet, preset, (), checkpoint)
-        subnet = model.supernet.space.load_subnet(subnet_file)
+        subnet = _file_space(model.supernet.space, subnet_file).load_subnet(subnet_file)
+    wants_int8 = (precision or subnet.get("precision", "fp32")) == "int8"
     click.echo(f"exporting {subnet.key} of {model.source} for {target.name} ...", err=True)
     result = export_subnet(
         model.supernet,
@@ -100,6 +127,10 @@ def export(
         accuracy=accuracy,
         checkpoint=model.checkpoint,
         overwrite=overwrite,
+        precision=precision,
+        data=model.data() if wants_int8 else None,
+        calibration=load_calibration(calibration) if calibration is not None else None,
+        quality=_quality(model, values),
     )
     m = result.manifest
     rows = [
@@ -112,7 +143,13 @@ def export(
             "latency",
             f"median {m['latency']['median_ms']:.4f} ms, p90 {m['latency']['p90_ms']:.4f} ms, cv {m['latency']['cv']:.3f}",
         ),
+        ("precision", m["precision"]["dtype"]),
         ("accuracy", "" if accuracy is None else f"{accuracy:.4f}"),
+        *(
+            [(m["quality"]["metric"], f"{m['quality']['value']:.4f}")]
+            if m["quality"] and m["quality"]["metric"] != "accuracy"
+            else []
+        ),
         ("MACs / params", f"{m['macs']:,} / {m['params']:,}"),
         ("files", ", ".join(f["path"] for f in m["files"])),
         ("digest", result.digest),
@@ -120,3 +157,32 @@ def export(
     print_table(f"artifact written to {result.directory}", ["", ""], rows)
     click.echo(str(result.directory))
     click.echo(f"pin it with: hwnas verify {result.directory} --digest {result.digest}", err=True)
+
+
+def _quality(model: Any, values: dict[str, float]) -> dict[str, Any] | None:
+    """The manifest's quality entry: the run's accuracy or fidelity of the subnet, and what it means."""
+    metric = model.metric
+    if metric not in values:
+        return None
+    entry: dict[str, Any] = {"metric": metric, "value": values[metric]}
+    if metric == "fidelity" and model.metadata is not None:
+        entry["definition"] = model.metadata.pretrained.get("fidelity")
+        entry["pretrained"] = model.metadata.pretrained.get("source")
+    else:
+        entry["definition"] = "top-1 accuracy on the validation split (BN recalibrated)"
+    return entry
+
+
+def _file_space(space: Any, path: Path) -> Any:
+    """The supernet's space, with the precision gene when the subnet file sets one."""
+    import json
+
+    from hwnas.search_core.precision import PRECISION_GENE, PRECISIONS, precision_space
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return space  # load_subnet reports the unreadable file
+    config = data.get("config", data) if isinstance(data, dict) else None
+    has_gene = isinstance(config, dict) and PRECISION_GENE in config
+    return precision_space(space, PRECISIONS) if has_gene else space

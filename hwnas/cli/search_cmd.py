@@ -117,6 +117,20 @@ if TYPE_CHECKING:
     metavar="NAME=VALUE",
     help="A strategy setting, e.g. --set population_size=20.",
 )
+@click.option(
+    "--precision",
+    "precisions",
+    default="fp32",
+    show_default=True,
+    help="Precisions to search as a gene, e.g. fp32,int8 (int8: static QDQ quantisation, "
+    "scored and timed as quantised; infeasible on targets without int8).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="int8 calibration examples (.npy, or .npz with x); default: the data's calibration split.",
+)
 @tolerance_options
 @click.option("--json", "as_json", is_flag=True, help="Print the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -139,6 +153,8 @@ def search(
     workers: int,
     executor: str | None,
     settings: tuple[str, ...],
+    precisions: str,
+    calibration: Path | None,
     rtol: float | None,
     atol: float | None,
     as_json: bool,
@@ -154,16 +170,31 @@ def search(
     from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.search_core.api import search as run_search
     from hwnas.search_core.objectives import parse_objectives
+    from hwnas.search_core.precision import load_calibration, parse_precisions
 
     parsed = parse_objectives(objectives)
+    searched = parse_precisions(precisions)
     if space_name:
         if supernet or checkpoint:
             raise ConfigError("give either --space or --supernet/--checkpoint, not both")
+        if searched != ("fp32",) or calibration is not None:
+            raise ConfigError("--precision/--calibration apply to supernet searches, not --space")
         problem = _table_problem(target, parsed)
     else:
+        if calibration is not None and "int8" not in searched:
+            raise ConfigError("--calibration is for int8: add --precision fp32,int8")
         protocol = MeasurementProtocol(repeats=repeats, rtol=rtol, atol=atol)
         problem = _supernet_problem(
-            supernet, preset, checkpoint, data, target, protocol, parsed, constraints
+            supernet,
+            preset,
+            checkpoint,
+            data,
+            target,
+            protocol,
+            parsed,
+            constraints,
+            searched,
+            load_calibration(calibration) if calibration is not None else None,
         )
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -214,27 +245,37 @@ def _supernet_problem(
     protocol: MeasurementProtocol,
     objectives: tuple[Any, ...],
     constraints: tuple[str, ...],
+    precisions: tuple[str, ...] = ("fp32",),
+    calibration: Any = None,
 ) -> dict[str, Any]:
     from hwnas.cli.options import load_model
     from hwnas.search_core.objectives import parse_constraints
+    from hwnas.search_core.precision import precision_space
     from hwnas.search_core.subnet_objectives import supernet_providers
 
     metrics = [o.name for o in objectives] + [
         c.metric for c in parse_constraints(constraints, objectives)
     ]
     loaded = load_model(supernet, preset, (), checkpoint)
-    providers, target_info = supernet_providers(loaded, metrics, target, protocol, data)
+    providers, target_info = supernet_providers(
+        loaded, metrics, target, protocol, data, precisions, calibration
+    )
     emulated = target_info.get("fingerprint", {}).get("emulated")
     note = " (EMULATED boards: latencies prove the path, not the board's speed)" if emulated else ""
     click.echo(
         f"searching {loaded.source} on {target_info.get('label', 'no target')}{note}", err=True
     )
+    for precision, reason in target_info.get("infeasible", {}).items():
+        click.echo(f"note: {precision} subnets will be marked infeasible: {reason}", err=True)
+    metadata: dict[str, Any] = {"model": loaded.describe(), "target": target_info}
+    if precisions != ("fp32",):
+        metadata["precisions"] = list(precisions)
     return {
-        "space": loaded.supernet.space,
+        "space": precision_space(loaded.supernet.space, precisions),
         "evaluate": providers,
         "objectives": objectives,
         "candidates": None,
-        "metadata": {"model": loaded.describe(), "target": target_info},
+        "metadata": metadata,
     }
 
 

@@ -62,7 +62,7 @@ def rich_progress() -> TrainingProgress:
             assert self.bar is not None
             self.bar.console.print(
                 f"epoch {report.epoch}/{self.total_epochs}: loss {report.teacher_loss:.3f} (largest) "
-                f"{report.student_loss:.3f} (distilled); validation accuracy smallest "
+                f"{report.student_loss:.3f} (distilled); validation {report.metric} smallest "
                 f"{report.smallest_accuracy:.2%}, largest {report.largest_accuracy:.2%} ({report.seconds:.0f} s)",
                 soft_wrap=True,
             )
@@ -78,9 +78,23 @@ def rich_progress() -> TrainingProgress:
 @click.argument("supernet")
 @click.option(
     "--data",
-    default="digits",
-    show_default=True,
-    help="'digits', a folder of images per class, or an .npz with x and y.",
+    default=None,
+    help="'digits' (default), a folder of images per class, or an .npz with x and y; "
+    "for text models 'generated[:N]' (default: 2000 seeded sentences), a .txt (one text per line) or a .tsv (text<TAB>label).",
+)
+@click.option(
+    "--from-pretrained",
+    "pretrained_source",
+    default=None,
+    metavar="MODEL",
+    help="Build SUPERNET around a pretrained model and fine-tune it (InstaTune): elastic-bert takes "
+    "all-MiniLM-L6-v2 or a Hugging Face BERT folder, elastic-cnn FILE.py:NAME or package.module:NAME.",
+)
+@click.option(
+    "--pretrained-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="State-dict file to load into the --from-pretrained module first (elastic-cnn).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
@@ -104,9 +118,8 @@ def rich_progress() -> TrainingProgress:
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=0.004,
-    show_default=True,
-    help="Peak AdamW learning rate.",
+    default=None,
+    help="Peak AdamW learning rate (default 0.004; with --from-pretrained the wrapper's, e.g. 1e-4 for BERTs).",
 )
 @click.option(
     "--seed",
@@ -139,13 +152,15 @@ def rich_progress() -> TrainingProgress:
 )
 def train(
     supernet: str,
-    data: str,
+    data: str | None,
+    pretrained_source: str | None,
+    pretrained_weights: Path | None,
     epochs: int,
     out: Path,
     preset: str | None,
     settings: tuple[str, ...],
     batch_size: int,
-    lr: float,
+    lr: float | None,
     seed: int,
     random_subnets: int,
     max_steps: int | None,
@@ -157,11 +172,19 @@ def train(
     Each step trains the largest subnet on the labels and the smallest plus
     k random subnets on its soft labels. After every epoch the smallest and
     largest subnets are scored on the validation split (BN recalibrated).
+
+    With --from-pretrained the supernet is built around a pretrained model
+    (its largest subnet computes that model), sliced by importance, and every
+    subnet is distilled from the frozen pretrained model; an encoder without
+    labels is scored by embedding fidelity (mean cosine similarity).
     """
+    import dataclasses
+
     import torch
 
     from hwnas.cli.options import parse_pairs
     from hwnas.cli.output import print_json
+    from hwnas.errors import ConfigError
     from hwnas.model.checkpoint import check_writable, checkpoint_sha256, save_checkpoint
     from hwnas.model.datasets import load_data
     from hwnas.model.training import TrainingConfig, TrainingProgress, train_supernet
@@ -170,7 +193,7 @@ def train(
     config = TrainingConfig(
         epochs=epochs,
         batch_size=batch_size,
-        lr=lr,
+        lr=lr or 0.004,
         seed=seed,
         random_subnets=random_subnets,
         max_steps=max_steps,
@@ -178,34 +201,80 @@ def train(
     if threads is not None:
         torch.set_num_threads(threads)
     check_writable(out)
-    model = supernet_class(supernet).configure(
-        preset, parse_pairs(settings, example="in_channels=3", placeholder="FIELD")
-    )
-    images = load_data(data, seed=seed)
-    torch.manual_seed(seed)
-    module = model.build()
-    if not as_json:
-        click.echo(
-            f"{model.name} ({model.preset}), space of {model.space.size():.3g} subnets; data {images.summary()}"
+    overrides = parse_pairs(settings, example="in_channels=3", placeholder="FIELD")
+    progress = TrainingProgress() if as_json else rich_progress()
+    pretrained: dict[str, Any] = {}
+    if pretrained_source is not None:
+        from hwnas.model.pretrained import finetune_pretrained, load_pretrained
+
+        if preset is not None:
+            raise ConfigError(
+                "--preset does not apply with --from-pretrained: the pretrained model fixes the architecture",
+                hint="choose the elastic choices with --set (e.g. --set layers=4,5,6)",
+            )
+        wrapped = load_pretrained(
+            supernet,
+            pretrained_source,
+            weights=str(pretrained_weights) if pretrained_weights else None,
+            overrides=overrides,
         )
-    result = train_supernet(
-        model, module, images, config, progress=TrainingProgress() if as_json else rich_progress()
+        if not as_json:
+            click.echo(
+                f"{wrapped.supernet.name} around {pretrained_source}: space of "
+                f"{wrapped.supernet.space.size():.3g} subnets; ordering by importance, then fine-tuning"
+            )
+        if lr is None:
+            config = dataclasses.replace(config, lr=wrapped.lr)
+        tuned = finetune_pretrained(wrapped, data, config, overrides=overrides, progress=progress)
+        model, module, images, result = (
+            tuned.pretrained.supernet,
+            tuned.pretrained.module,
+            tuned.data,
+            tuned.result,
+        )
+        pretrained = tuned.summary
+    else:
+        if pretrained_weights is not None:
+            raise ConfigError("--pretrained-weights needs --from-pretrained")
+        model = supernet_class(supernet).configure(preset, overrides)
+        images = load_data(data or "digits", seed=seed)
+        torch.manual_seed(seed)
+        module = model.build()
+        if not as_json:
+            click.echo(
+                f"{model.name} ({model.preset}), space of {model.space.size():.3g} subnets; data {images.summary()}"
+            )
+        result = train_supernet(model, module, images, config, progress=progress)
+    metadata = save_checkpoint(
+        out, model, module, data=images, result=result, pretrained=pretrained
     )
-    metadata = save_checkpoint(out, model, module, data=images, result=result)
     summary: dict[str, Any] = {
         "checkpoint": str(out),
         "sha256": checkpoint_sha256(out),
         "bytes": out.stat().st_size,
         "supernet": metadata.arguments,
+        "metric": result.metric,
         "smallest_accuracy": metadata.smallest_accuracy,
         "largest_accuracy": metadata.largest_accuracy,
         "steps": result.steps,
         "seconds": round(result.seconds, 2),
     }
+    if pretrained:
+        summary["pretrained"] = {
+            k: pretrained[k]
+            for k in ("source", "task", "largest_vs_pretrained_max_abs_diff", "fidelity")
+            if k in pretrained
+        }
     if as_json:
         print_json(summary)
         return
+    if pretrained.get("largest_vs_pretrained_max_abs_diff") is not None:
+        click.echo(
+            f"largest subnet vs the pretrained model before fine-tuning: max abs difference "
+            f"{pretrained['largest_vs_pretrained_max_abs_diff']:.3g}"
+        )
     click.echo(
         f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, sha256 {summary['sha256'][:12]}) after {result.steps} steps "
-        f"in {result.seconds:.0f} s: smallest {result.smallest_accuracy:.2%}, largest {result.largest_accuracy:.2%}"
+        f"in {result.seconds:.0f} s: {result.metric} smallest {result.smallest_accuracy:.2%}, "
+        f"largest {result.largest_accuracy:.2%}"
     )

@@ -8,6 +8,7 @@ weights, reference inputs/outputs, ``manifest.json`` and a standalone
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import platform
 import re
@@ -45,6 +46,7 @@ from hwnas.search_core.objectives import Constraint
 if TYPE_CHECKING:
     import torch
 
+    from hwnas.ir import GraphIR
     from hwnas.measurement.protocol import MeasurementProtocol
     from hwnas.measurement.results import Measurement
     from hwnas.measurement.target import Target
@@ -163,54 +165,87 @@ def export_subnet(
     checkpoint: str | Path | None = None,
     cache: Any = True,
     overwrite: bool = False,
+    precision: str | None = None,
+    data: Any = None,
+    calibration: Any = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> ExportedArtifact:
     """Compile ``subnet`` for ``target``, verify and measure it, and write a deployable directory at ``out``.
 
     The directory is built beside ``out`` and moved into place only when
     complete, so a failing export leaves any previous artifact untouched;
     ``overwrite`` replaces only a folder that checks out as an hwnas artifact.
+    ``precision`` (default: the subnet's precision gene, else fp32) ``int8``
+    exports the statically quantised model (calibrated on ``calibration``
+    examples, else ``data``'s calibration split), verified against the
+    quantised reference. ``quality`` (metric, value, definition) goes into the manifest.
     """
+    from hwnas.ir import GraphIR
     from hwnas.measurement.protocol import DEFAULT_PROTOCOL
+    from hwnas.measurement.resolve import resolve_target
+    from hwnas.search_core.precision import Int8Models, split_precision
 
+    target = resolve_target(target) if isinstance(target, str) else target
+    subnet, gene = split_precision(supernet, subnet)
+    precision = precision or gene
+    support = target.supports_precision(precision)
+    if not support:
+        raise ConfigError(f"cannot export for {target.name}: {support.reason}")
+    protocol = protocol or DEFAULT_PROTOCOL
     final = Path(out)
     _check_replaceable(final, overwrite)
-    with _staging_directory(final) as out:
+    if precision == "int8":
+        if data is None and calibration is None:
+            raise ConfigError(
+                "an int8 export needs calibration data (the supernet's data or --calibration)"
+            )
+        ir = Int8Models(supernet, module, data, calibration=calibration).ir(subnet)
+        rtol, atol = ir.metadata["tolerance"]
+        protocol = dataclasses.replace(
+            protocol,
+            rtol=protocol.rtol if protocol.rtol is not None else rtol,
+            atol=protocol.atol if protocol.atol is not None else atol,
+        )
+    else:
+        ir = GraphIR.from_subnet(supernet, module, subnet)
+    with _staging_directory(final) as staging:
         manifest = _write_artifact(
-            supernet, module, subnet, target, out, protocol or DEFAULT_PROTOCOL, accuracy,
-            checkpoint, cache,
+            ir, supernet, subnet, target, staging, protocol, accuracy, checkpoint, cache,
+            precision, quality,
         )  # fmt: skip
-        _swap_into_place(out, final)
+        _swap_into_place(staging, final)
     return ExportedArtifact(final, manifest)
 
 
 def _write_artifact(
+    ir: GraphIR,
     supernet: Supernet,
-    module: torch.nn.Module,
     subnet: Subnet,
-    target: Target | str,
+    target: Target,
     out: Path,
     protocol: MeasurementProtocol,
     accuracy: float | None,
     checkpoint: str | Path | None,
     cache: Any,
+    precision: str,
+    quality: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    from hwnas.ir import GraphIR
+    """Measure ``ir`` on ``target`` (outputs verified first) and write every file of the artifact into ``out``."""
     from hwnas.measurement.measurer import Measurer
 
     measurer = Measurer(target, protocol, cache=cache)
-    ir = GraphIR.from_subnet(supernet, module, subnet)
-    measurement = measurer.measure(ir)  # verifies outputs against torch before timing
+    measurement = measurer.measure(ir)  # verifies outputs against the reference before timing
     artifact = measurer.compile(ir)  # the artifact just measured, reused from the compile cache
 
     compiled = out / COMPILED_DIR
     shutil.copytree(artifact.root, compiled)
     ir.to_onnx(out / ONNX_FILE)
-    np.savez(
-        out / WEIGHTS_FILE,
-        **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()},
-    )
-    inputs = [np.asarray(a) for a in ir.input_arrays().values()]
-    outputs = [np.asarray(a) for a in ir.reference_outputs()]
+    if ir.module is not None:  # an int8 model keeps its weights inside model.onnx
+        np.savez(
+            out / WEIGHTS_FILE,
+            **{k: v.detach().cpu().numpy() for k, v in ir.module.state_dict().items()},
+        )
+    inputs, outputs = measurer.reference(ir)
     np.savez(
         out / REFERENCE_FILE,
         **{f"input{i}": a for i, a in enumerate(inputs)},
@@ -222,7 +257,12 @@ def _write_artifact(
     manifest = {
         "format": MANIFEST_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "subnet": {"space": subnet.space, "key": subnet.key, "config": subnet.to_dict()},
+        "subnet": {
+            "space": subnet.space,
+            "key": subnet.key,
+            "config": subnet.to_dict(),
+            "precision": precision,
+        },
         "supernet": {
             "name": supernet.name,
             "arguments": supernet.arguments,
@@ -240,8 +280,8 @@ def _write_artifact(
         ),
         "latency": _latency_entry(measurement),
         "accuracy": accuracy,
-        "macs": ir.macs,
-        "params": ir.params,
+        "macs": ir.metadata.get("fp32_macs", ir.macs),
+        "params": ir.metadata.get("fp32_params", ir.params),
         "peak_activation_bytes": ir.peak_activation_bytes,
         "inputs": [s.to_dict() for s in ir.input_specs],
         "outputs": [s.to_dict() for s in ir.output_specs],
@@ -250,7 +290,10 @@ def _write_artifact(
             "rtol": measurement.protocol.rtol,
             "atol": measurement.protocol.atol,
             "max_abs_error_at_export": measurement.max_abs_error,
+            "reference": _reference_note(precision),
         },
+        "precision": _precision_entry(precision, ir),
+        "quality": dict(quality) if quality else None,
         "versions": _versions(),
     }
     manifest["files"] = [
@@ -328,6 +371,30 @@ def _swap_into_place(staging: Path, final: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _reference_note(precision: str) -> str:
+    if precision != "int8":
+        return "the fp32 torch subnet"
+    from hwnas.search_core.precision import INT8_RANGE_SHARE
+
+    return (
+        "the int8 model read by onnxruntime without graph optimisation; int8 kernels round "
+        "differently, so atol is the quantisation error itself (the largest |fp32 - int8| on "
+        f"the reference input), at least {INT8_RANGE_SHARE:.0%} of the largest output; past "
+        "the 0.5 cap on atol the rest is rtol"
+    )
+
+
+def _precision_entry(precision: str, ir: Any) -> dict[str, Any]:
+    if precision != "int8":
+        return {"dtype": "fp32"}
+    return {
+        "dtype": "int8",
+        "scheme": ir.metadata.get("scheme"),
+        "calibration_samples": ir.metadata.get("calibration_samples"),
+        "fp32_ir_key": ir.metadata.get("fp32_ir_key"),
+    }
 
 
 def _checkpoint_entry(checkpoint: str | Path | None) -> dict[str, Any] | None:

@@ -65,6 +65,8 @@ class Measurer:
 
         self.target = resolve_target(target) if isinstance(target, str) else target
         self.target.check_available()
+        #: The protocol as asked for (``rtol``/``atol`` None: the target's or the model's own).
+        self.requested = protocol
         self.protocol = protocol.for_target(self.target.tolerance)
         if cache is True:
             self.cache: MeasurementCache | None = MeasurementCache()

@@ -138,6 +138,9 @@ class Target(ABC):
     #: ``(rtol, atol)`` outputs must meet against the reference unless the protocol
     #: sets its own; reduced-precision targets (bf16, int8) declare wider ones.
     tolerance: ClassVar[tuple[float, float]] = (1e-3, 1e-4)
+    #: Precisions of subnets this target runs: ``fp32`` (the torch-built IR) and ``int8`` (the
+    #: ONNX QDQ model :mod:`hwnas.ir.quantization` writes); others are infeasible here.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init__(self, spec: TargetSpec) -> None:
         unknown = [k for k, _ in spec.options if k not in self.options_help]
@@ -259,6 +262,15 @@ class Target(ABC):
             ir_key=ir.key,
             fingerprint=self.fingerprint(),
             details=details,
+        )
+
+    def supports_precision(self, precision: str) -> Availability:
+        """Can this target run subnets quantised to ``precision``, and if not, why."""
+        if precision in self.precisions:
+            return Availability.yes()
+        return Availability.no(
+            f"{precision} is not supported on target {self.name} (it runs {', '.join(self.precisions)}); "
+            "int8 QDQ models run on onnxruntime and tvm"
         )
 
     def check_available(self) -> None:

@@ -1,7 +1,8 @@
-"""Accuracy of a supernet's subnets on image data: BN recalibrated on the calibration split, scored on validation.
+"""Accuracy of a supernet's subnets (BN recalibrated on the calibration split, scored on validation), and the
+embedding fidelity of subnets distilled from a pretrained encoder.
 
-:class:`SubnetAccuracy` is what a search calls per subnet; training uses the same
-function per epoch. Training itself lives in :mod:`hwnas.model.training`.
+:class:`SubnetAccuracy` / :class:`SubnetFidelity` are what a search calls per subnet; training uses the same
+functions per epoch. Training itself lives in :mod:`hwnas.model.training`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,32 @@ if TYPE_CHECKING:
 
     from hwnas.model.datasets import ImageData
     from hwnas.model.supernet import Supernet
+    from hwnas.model.text_data import TextData
 
 EVAL_BATCH = 256
 
 
-def check_data_fits(supernet: Supernet, module: torch.nn.Module, data: ImageData) -> None:
-    """Raise :class:`ConfigError` unless ``supernet`` takes ``data``'s images and predicts all its classes."""
+def check_data_fits(
+    supernet: Supernet, module: torch.nn.Module, data: ImageData | TextData
+) -> None:
+    """Raise :class:`ConfigError` unless ``supernet`` takes ``data``'s inputs and predicts all its classes."""
     import torch
 
     subnet = supernet.space.smallest()
     shape = tuple(supernet.input_spec(subnet, 1).shape)
     fields = getattr(supernet.settings, "__dataclass_fields__", {})
-    if len(shape) != 4:
+    if data.validation.x.dim() == 2 and len(shape) == 2:
+        if data.num_classes == 0:
+            raise ConfigError(
+                f"data {data.name!r} has no labels, so accuracy cannot be measured",
+                hint="score an embedding supernet by fidelity (--objectives fidelity,latency)",
+            )
+    elif len(shape) != 4:
         raise ConfigError(
             f"supernet {supernet.name!r} takes inputs of shape {list(shape)}, not images (N,C,H,W)",
             hint="hwnas trains and scores image-classification supernets (ofa-mbv3, elastic-resnet)",
         )
-    if shape[1] != data.channels:
+    elif shape[1] != data.channels:
         raise ConfigError(
             f"data {data.name!r} has {data.channels} channel(s) but supernet {supernet.name!r} "
             f"({supernet.preset or 'custom'}) takes {shape[1]}",
@@ -89,6 +99,36 @@ def subnet_accuracy(
     return correct / total
 
 
+def subnet_fidelity(
+    supernet: Supernet,
+    module: torch.nn.Module,
+    subnet: Subnet,
+    data: TextData,
+    *,
+    batch_size: int = EVAL_BATCH,
+) -> float:
+    """Mean cosine similarity of ``subnet``'s outputs to the pretrained model's (``data.teacher``) on validation."""
+    import torch
+    import torch.nn.functional as F
+
+    from hwnas.model.bn_calibration import calibrate_subnet
+
+    if getattr(data, "teacher", None) is None:
+        raise ConfigError(
+            f"data {data.name!r} holds no pretrained-model outputs to measure fidelity against",
+            hint="fidelity is defined for supernets fine-tuned with `hwnas train --from-pretrained`",
+        )
+    static = calibrate_subnet(supernet, module, subnet, data.calibration.batches(batch_size))
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data.validation), batch_size):
+            x = data.validation.x[start : start + batch_size]
+            out = static(supernet.adapt_input(x, subnet))
+            target = data.teacher[start : start + batch_size]
+            total += float(F.cosine_similarity(out, target, dim=-1).sum())
+    return total / len(data.validation)
+
+
 def weights_digest(module: torch.nn.Module) -> str:
     """SHA-256 of a module's state dict (names, shapes, values), short: what accuracy caches depend on."""
     import torch
@@ -107,15 +147,17 @@ class SubnetAccuracy:
     The cache assumes the weights do not change; call :meth:`clear` after training more.
     """
 
+    metric = "accuracy"
+
     def __init__(
         self,
         supernet: Supernet,
         module: torch.nn.Module,
-        data: ImageData,
+        data: ImageData | TextData,
         *,
         batch_size: int = EVAL_BATCH,
     ) -> None:
-        check_data_fits(supernet, module, data)
+        self.check(supernet, module, data)
         self.supernet = supernet
         self.module = module
         self.data = data
@@ -126,10 +168,16 @@ class SubnetAccuracy:
     def __call__(self, subnet: Subnet | Mapping[str, Any]) -> float:
         subnet = self.supernet.subnet(subnet)
         if subnet.key not in self._cache:
-            self._cache[subnet.key] = subnet_accuracy(
-                self.supernet, self.module, subnet, self.data, batch_size=self.batch_size
-            )
+            self._cache[subnet.key] = self.score(subnet)
         return self._cache[subnet.key]
+
+    def check(self, supernet: Supernet, module: torch.nn.Module, data: Any) -> None:
+        check_data_fits(supernet, module, data)
+
+    def score(self, subnet: Subnet) -> float:
+        return subnet_accuracy(
+            self.supernet, self.module, subnet, self.data, batch_size=self.batch_size
+        )
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -149,6 +197,24 @@ class SubnetAccuracy:
             )
             data = hashlib.sha256(description.encode()).hexdigest()[:12]
             self._fingerprint = (
-                f"accuracy:{self.supernet.name}:{weights_digest(self.module)}:{data}"
+                f"{self.metric}:{self.supernet.name}:{weights_digest(self.module)}:{data}"
             )
         return self._fingerprint
+
+
+class SubnetFidelity(SubnetAccuracy):
+    """``fidelity(subnet) -> float``: mean cosine similarity to the pretrained encoder's embeddings, cached."""
+
+    metric = "fidelity"
+
+    def check(self, supernet: Supernet, module: torch.nn.Module, data: Any) -> None:
+        if getattr(data, "teacher", None) is None:
+            raise ConfigError(
+                f"supernet {supernet.name!r} has no pretrained-model embeddings to score fidelity against",
+                hint="fidelity needs a checkpoint from `hwnas train --from-pretrained` on unlabelled text",
+            )
+
+    def score(self, subnet: Subnet) -> float:
+        return subnet_fidelity(
+            self.supernet, self.module, subnet, self.data, batch_size=self.batch_size
+        )

@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
     from hwnas.model.datasets import ImageData
     from hwnas.model.supernet import Supernet
+    from hwnas.model.text_data import TextData
     from hwnas.model.training import TrainingResult
+
+#: Tensors a text checkpoint carries so that a search scores subnets without the tokenizer or the teacher.
+EVALUATION_KEYS = ("calibration_x", "validation_x", "validation_y", "teacher")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class CheckpointMetadata:
     training: Mapping[str, Any] = field(default_factory=dict, hash=False)
     hwnas_version: str = ""
     created: str = ""
+    #: What ``smallest_accuracy``/``largest_accuracy`` measure: ``accuracy`` or ``fidelity``.
+    metric: str = "accuracy"
+    #: For a supernet built with ``--from-pretrained``: the model it wraps and how it was sliced.
+    pretrained: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,10 +63,15 @@ def save_checkpoint(
     supernet: Supernet,
     module: torch.nn.Module,
     *,
-    data: ImageData | None = None,
+    data: ImageData | TextData | None = None,
     result: TrainingResult | None = None,
+    pretrained: Mapping[str, Any] | None = None,
 ) -> CheckpointMetadata:
-    """Write ``module``'s weights with metadata about the supernet, the data and the training run."""
+    """Write ``module``'s weights with metadata about the supernet, the data and the training run.
+
+    Text data is stored with it (calibration and validation token ids, labels,
+    the pretrained model's validation outputs): a search needs no tokenizer.
+    """
     import hwnas
     from hwnas.model.accuracy import weights_digest
 
@@ -74,8 +87,18 @@ def save_checkpoint(
         training=result.to_dict() if result and result.epochs else {},
         hwnas_version=hwnas.__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        metric=result.metric if result is not None else "accuracy",
+        pretrained=dict(pretrained or {}),
     )
-    write_checkpoint(path, supernet, module, metadata=metadata.to_dict())
+    extra: dict[str, Any] = {"metadata": metadata.to_dict()}
+    if data is not None and data.description.get("kind") == "text":
+        extra["evaluation"] = {
+            "calibration_x": data.calibration.x,
+            "validation_x": data.validation.x,
+            "validation_y": data.validation.y,
+            **({"teacher": data.teacher} if getattr(data, "teacher", None) is not None else {}),
+        }
+    write_checkpoint(path, supernet, module, **extra)
     return metadata
 
 
@@ -181,6 +204,40 @@ def load_checkpoint(
     module = model.build()
     model.load_state_dict(module, state, where=f"checkpoint {path}")
     return model, module.eval(), metadata
+
+
+def load_evaluation_data(path: str | Path, metadata: CheckpointMetadata) -> TextData | None:
+    """The text data stored with a checkpoint (see :func:`save_checkpoint`), or ``None`` for image checkpoints."""
+    import torch
+
+    from hwnas.model.datasets import ImageSet
+    from hwnas.model.text_data import TextData
+
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None  # load_checkpoint already reported an unreadable file
+    stored = blob.get("evaluation") if isinstance(blob, Mapping) else None
+    if not isinstance(stored, Mapping):
+        return None
+    missing = [k for k in EVALUATION_KEYS[:3] if k not in stored]
+    if missing:
+        raise ConfigError(
+            f"checkpoint {path}: its stored text data lacks {', '.join(missing)}",
+            hint="the file is damaged; retrain with `hwnas train --from-pretrained`",
+        )
+    x, y = stored["calibration_x"], stored["validation_x"]
+    description = dict(metadata.data)
+    return TextData(
+        name=str(description.get("source", "text")),
+        num_classes=len(description.get("classes") or []),
+        train=ImageSet(x[:0], torch.zeros(0, dtype=torch.int64)),
+        calibration=ImageSet(x, torch.zeros(len(x), dtype=torch.int64)),
+        validation=ImageSet(y, stored["validation_y"]),
+        description=description,
+        teacher=stored.get("teacher"),
+    )
 
 
 def checkpoint_sha256(path: str | Path) -> str:

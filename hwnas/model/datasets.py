@@ -52,8 +52,19 @@ class ImageSet:
             yield self.x[index], self.y[index]
 
 
+class ThreeSplits:
+    """Access to a dataset's ``train`` / ``calibration`` / ``validation`` splits by name."""
+
+    def split(self, name: str) -> ImageSet:
+        if name not in SPLIT_FRACTIONS:
+            raise ConfigError(
+                f"unknown data split {name!r}", hint=f"splits: {', '.join(SPLIT_FRACTIONS)}"
+            )
+        return getattr(self, name)
+
+
 @dataclass(frozen=True, eq=False)
-class ImageData:
+class ImageData(ThreeSplits):
     """A dataset split three ways, with what a checkpoint needs to rebuild it exactly."""
 
     name: str
@@ -67,13 +78,6 @@ class ImageData:
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.train.x.shape[2]), int(self.train.x.shape[3])
-
-    def split(self, name: str) -> ImageSet:
-        if name not in SPLIT_FRACTIONS:
-            raise ConfigError(
-                f"unknown data split {name!r}", hint=f"splits: {', '.join(SPLIT_FRACTIONS)}"
-            )
-        return getattr(self, name)
 
     def summary(self) -> str:
         h, w = self.image_size

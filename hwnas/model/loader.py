@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hwnas.model.checkpoint import CheckpointMetadata
     from hwnas.model.datasets import ImageData
     from hwnas.model.supernet import Supernet
+    from hwnas.model.text_data import TextData
 
 DEFAULT = "default"
 
@@ -33,15 +34,37 @@ class LoadedSupernet:
     metadata: CheckpointMetadata | None
     source: str
 
-    def data(self, override: str | Path | None = None) -> ImageData:
-        """The data accuracy is measured on: ``override``, else what the checkpoint was trained on, else digits."""
+    def data(self, override: str | Path | None = None) -> ImageData | TextData:
+        """The data accuracy is measured on: ``override``, else what the checkpoint was trained on, else digits.
+
+        A text checkpoint carries its tokenised calibration and validation text
+        (and the pretrained model's outputs on it), which is what it is scored on.
+        """
+        from hwnas.model.checkpoint import load_evaluation_data
         from hwnas.model.datasets import load_data, load_data_from_description
 
+        stored = (
+            load_evaluation_data(self.checkpoint, self.metadata)
+            if self.checkpoint is not None and self.metadata is not None
+            else None
+        )
+        if stored is not None:
+            if override is not None:
+                raise ConfigError(
+                    f"{self.source} is scored on the text stored with it; --data does not apply",
+                    hint="fine-tune on other text with `hwnas train --from-pretrained ... --data FILE`",
+                )
+            return stored
         if override is not None:
             return load_data(override)
         if self.metadata is not None and self.metadata.data:
             return load_data_from_description(dict(self.metadata.data))
         return load_data("digits")
+
+    @property
+    def metric(self) -> str:
+        """What this supernet's subnets are scored by: ``accuracy``, or ``fidelity`` (embedding encoders)."""
+        return self.metadata.metric if self.metadata is not None else "accuracy"
 
     def describe(self) -> dict[str, Any]:
         """What a run stores so that ``hwnas export RUN_DIR`` loads the same model again."""

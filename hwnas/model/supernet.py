@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from hwnas.ir.nodes import TensorSpec
+    from hwnas.model.pretrained import PretrainedModel
 
 
 class Supernet(ABC):
@@ -74,7 +75,17 @@ class Supernet(ABC):
         :class:`ConfigError` naming the field.
         """
         preset = preset or cls.default_preset
-        base = cls.preset_settings(preset)
+        return cls.from_settings(cls.preset_settings(preset), overrides, preset=preset)
+
+    @classmethod
+    def from_settings(
+        cls,
+        base: Any,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        preset: str | None = None,
+    ) -> Supernet:
+        """A supernet from ``base`` settings with field ``overrides`` (converted and checked as in :meth:`configure`)."""
         if not overrides:
             return cls(base, preset=preset)
         fields = {f.name: f for f in dataclasses.fields(cls.settings_class)}
@@ -101,7 +112,10 @@ class Supernet(ABC):
             raise ConfigError(
                 f"supernet {cls.name!r}: 'settings' must be an object of field: value"
             )
-        return cls.configure(arguments.get("preset"), settings)
+        preset = arguments.get("preset")
+        base = cls.preset_settings(preset or cls.default_preset)
+        # a supernet built from a pretrained model has no preset: keep it that way
+        return cls.from_settings(base, settings, preset=preset)
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -189,10 +203,48 @@ class Supernet(ABC):
         """A data batch made fit for ``subnet`` (image supernets resize to its resolution); default: as is."""
         return batch
 
+    def static_input(self, batch: torch.Tensor, subnet: Subnet) -> torch.Tensor:
+        """A data batch shaped as :meth:`input_spec` says (an exported model's fixed input); default: :meth:`adapt_input`."""
+        return self.adapt_input(batch, subnet)
+
     def forward(self, module: torch.nn.Module, subnet: Subnet, batch: torch.Tensor) -> torch.Tensor:
         """Run ``subnet`` inside the elastic ``module`` on a data batch (adapted to the subnet first)."""
         self.set_active(module, subnet)
         return module(self.adapt_input(batch, subnet))
+
+    # -- from a pretrained model -------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        *,
+        weights: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> PretrainedModel:
+        """This supernet built around a pretrained model, whose largest subnet computes that model.
+
+        ``source`` names the model in the supernet's own terms (a package, a
+        directory, ``file.py:factory``); ``weights`` is an optional state-dict
+        file; ``overrides`` are settings fields as text (the elastic choices).
+        Supernets that cannot wrap pretrained models raise :class:`ConfigError`.
+        """
+        raise ConfigError(
+            f"supernet {cls.name!r} cannot be built from a pretrained model",
+            hint="supernets that can: see `hwnas train --help` (--from-pretrained)",
+        )
+
+    def sort_by_importance(
+        self, module: torch.nn.Module, batches: list[Any]
+    ) -> tuple[Supernet, dict[str, Any]]:
+        """Reorder ``module``'s channels, heads or layers so that smaller subnets keep the most important ones.
+
+        Must not change what the largest subnet computes. ``batches`` are input
+        tensors (calibration data). Returns the supernet to use from now on
+        (this one, or one whose settings record a new layer order) and a
+        JSON-ready summary of what moved; the default keeps the order as it is.
+        """
+        return self, {}
 
     # -- checkpoints -------------------------------------------------------------------------
 

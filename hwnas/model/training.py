@@ -2,13 +2,17 @@
 
 Each step trains the largest subnet on the labels, then the smallest and k random
 subnets on the largest's soft labels, accumulating gradients before one update.
-Data loading is :mod:`hwnas.model.datasets`; scoring subnets is :mod:`hwnas.model.accuracy`.
+Fine-tuning a supernet wrapped around a pretrained model (InstaTune) runs the
+same loop with a :class:`SandwichTask` that distils every subnet from the frozen
+pretrained teacher. Data loading is :mod:`hwnas.model.datasets` and
+:mod:`hwnas.model.text_data`; scoring subnets is :mod:`hwnas.model.accuracy`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from hwnas.model.datasets import ImageData
     from hwnas.model.search_space import Subnet
     from hwnas.model.supernet import Supernet
+    from hwnas.model.text_data import TextData
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,12 @@ class StepLosses:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """One epoch: mean losses, validation accuracy of the smallest and largest subnet (BN recalibrated)."""
+    """One epoch: mean losses, validation score of the smallest and largest subnet (BN recalibrated).
+
+    The score is the task's metric: top-1 accuracy, or the embedding fidelity
+    of a supernet distilled from a pretrained encoder (field names kept for
+    the checkpoints that store them).
+    """
 
     epoch: int
     steps: int
@@ -86,6 +96,7 @@ class EpochReport:
     smallest_accuracy: float
     largest_accuracy: float
     seconds: float
+    metric: str = "accuracy"
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class TrainingResult:
     epochs: tuple[EpochReport, ...]
     steps: int
     seconds: float
+    metric: str = "accuracy"
 
     @property
     def smallest_accuracy(self) -> float:
@@ -113,6 +125,7 @@ class TrainingResult:
             "seconds": self.seconds,
             "smallest_accuracy": self.smallest_accuracy,
             "largest_accuracy": self.largest_accuracy,
+            "metric": self.metric,
         }
 
 
@@ -139,6 +152,134 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+class SandwichTask(ABC):
+    """What the sandwich rule trains each subnet towards, and how a subnet is scored after an epoch."""
+
+    #: Name of the score (``accuracy`` or ``fidelity``), in reports and checkpoints.
+    metric: str = "accuracy"
+
+    def check(self, supernet: Supernet, module: torch.nn.Module, data: Any) -> None:  # noqa: B027
+        """Raise :class:`ConfigError` if ``data`` does not fit; called once before training."""
+
+    @abstractmethod
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """What every subnet of this batch learns from before the largest runs (teacher outputs), or ``None``."""
+
+    @abstractmethod
+    def loss(
+        self, outputs: torch.Tensor, targets: Any, y: torch.Tensor, *, largest: bool
+    ) -> torch.Tensor:
+        """The loss of one subnet's ``outputs``; ``largest`` marks the first, largest subnet of the step."""
+
+    def after_largest(self, outputs: torch.Tensor, targets: Any) -> Any:
+        """Targets for the other subnets once the largest ran (in-place distillation replaces them)."""
+        return targets
+
+    @abstractmethod
+    def score(
+        self, supernet: Supernet, module: torch.nn.Module, subnet: Subnet, data: Any
+    ) -> float:
+        """The subnet's validation score (higher is better)."""
+
+
+class InPlaceDistillation(SandwichTask):
+    """BigNAS / OFA: the largest subnet learns the labels, every other one its soft labels (and the labels)."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+
+    def check(self, supernet: Supernet, module: torch.nn.Module, data: Any) -> None:
+        from hwnas.model.accuracy import check_data_fits
+
+        check_data_fits(supernet, module, data)
+
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        return None
+
+    def loss(
+        self, outputs: torch.Tensor, targets: Any, y: torch.Tensor, *, largest: bool
+    ) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        smoothing = self.config.label_smoothing
+        if largest:
+            return F.cross_entropy(outputs, y, label_smoothing=smoothing)
+        weight = self.config.distill_weight
+        loss = weight * soft_cross_entropy(outputs, targets)
+        if weight < 1.0:
+            loss = loss + (1.0 - weight) * F.cross_entropy(outputs, y, label_smoothing=smoothing)
+        return loss
+
+    def after_largest(self, outputs: torch.Tensor, targets: Any) -> Any:
+        import torch.nn.functional as F
+
+        return F.softmax(outputs.detach(), dim=1)
+
+    def score(
+        self, supernet: Supernet, module: torch.nn.Module, subnet: Subnet, data: Any
+    ) -> float:
+        from hwnas.model.accuracy import subnet_accuracy
+
+        return subnet_accuracy(supernet, module, subnet, data)
+
+
+class TeacherDistillation(InPlaceDistillation):
+    """InstaTune on a classifier: every subnet, the largest included, learns the frozen pretrained model's soft labels."""
+
+    def __init__(
+        self, config: TrainingConfig, teacher: torch.nn.Module, supernet: Supernet
+    ) -> None:
+        super().__init__(config)
+        self.teacher = teacher
+        self.supernet = supernet
+
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        largest = self.supernet.space.largest()
+        with torch.no_grad():
+            return F.softmax(self.teacher(self.supernet.adapt_input(x, largest)), dim=1)
+
+    def loss(
+        self, outputs: torch.Tensor, targets: Any, y: torch.Tensor, *, largest: bool
+    ) -> torch.Tensor:
+        return super().loss(outputs, targets, y, largest=False)
+
+    def after_largest(self, outputs: torch.Tensor, targets: Any) -> Any:
+        return targets
+
+
+class EmbeddingDistillation(SandwichTask):
+    """InstaTune without labels: every subnet learns the frozen pretrained encoder's embeddings (cosine loss)."""
+
+    metric = "fidelity"
+
+    def __init__(self, teacher: torch.nn.Module, supernet: Supernet) -> None:
+        self.teacher = teacher
+        self.supernet = supernet
+
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.teacher(self.supernet.adapt_input(x, self.supernet.space.largest()))
+
+    def loss(
+        self, outputs: torch.Tensor, targets: Any, y: torch.Tensor, *, largest: bool
+    ) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return (1.0 - F.cosine_similarity(outputs, targets, dim=-1)).mean()
+
+    def score(
+        self, supernet: Supernet, module: torch.nn.Module, subnet: Subnet, data: Any
+    ) -> float:
+        from hwnas.model.accuracy import subnet_fidelity
+
+        return subnet_fidelity(supernet, module, subnet, data)
+
+
 def sandwich_step(
     supernet: Supernet,
     module: torch.nn.Module,
@@ -147,24 +288,25 @@ def sandwich_step(
     students: list[Subnet],
     optimizer: torch.optim.Optimizer,
     config: TrainingConfig,
+    task: SandwichTask | None = None,
 ) -> StepLosses:
-    """One update: largest on labels, each of ``students`` on the largest's soft labels; gradients summed."""
-    import torch
-    import torch.nn.functional as F
+    """One update: the largest subnet, then each of ``students``, on ``task``'s targets; gradients summed.
 
+    The default task is in-place distillation: the largest on the labels, the
+    students on its soft labels.
+    """
+    import torch
+
+    task = task or InPlaceDistillation(config)
     optimizer.zero_grad(set_to_none=True)
+    targets = task.targets(x, y)
     teacher_logits = _forward(supernet, module, supernet.space.largest(), x, config)
-    teacher_loss = F.cross_entropy(teacher_logits, y, label_smoothing=config.label_smoothing)
+    teacher_loss = task.loss(teacher_logits, targets, y, largest=True)
     teacher_loss.backward()
-    soft_labels = F.softmax(teacher_logits.detach(), dim=1)
+    targets = task.after_largest(teacher_logits, targets)
     student_total = 0.0
     for subnet in students:
-        logits = _forward(supernet, module, subnet, x, config)
-        loss = config.distill_weight * soft_cross_entropy(logits, soft_labels)
-        if config.distill_weight < 1.0:
-            loss = loss + (1.0 - config.distill_weight) * F.cross_entropy(
-                logits, y, label_smoothing=config.label_smoothing
-            )
+        loss = task.loss(_forward(supernet, module, subnet, x, config), targets, y, largest=False)
         loss.backward()
         student_total += float(loss.detach())
     torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
@@ -175,23 +317,24 @@ def sandwich_step(
 def train_supernet(
     supernet: Supernet,
     module: torch.nn.Module,
-    data: ImageData,
+    data: ImageData | TextData,
     config: TrainingConfig | None = None,
     *,
     progress: TrainingProgress | None = None,
+    task: SandwichTask | None = None,
 ) -> TrainingResult:
     """Train ``module`` (from ``supernet.build()``) in place on ``data.train``; validate after every epoch.
 
-    Seeded: the same supernet, data, config and thread count give the same weights.
+    ``task`` says what subnets learn (default: in-place distillation on the
+    labels). Seeded: the same supernet, data, config and thread count give the same weights.
     """
     import numpy as np
     import torch
 
-    from hwnas.model.accuracy import check_data_fits, subnet_accuracy
-
     config = config or TrainingConfig()
     progress = progress or TrainingProgress()
-    check_data_fits(supernet, module, data)
+    task = task or InPlaceDistillation(config)
+    task.check(supernet, module, data)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     space = supernet.space
@@ -229,7 +372,7 @@ def train_supernet(
                 if len(y) < 2:
                     continue  # a lone example cannot be batch-normalised
                 students = [smallest] + [space.sample(rng) for _ in range(config.random_subnets)]
-                losses = sandwich_step(supernet, module, x, y, students, optimizer, config)
+                losses = sandwich_step(supernet, module, x, y, students, optimizer, config, task)
                 schedule.step()
                 step += 1
                 epoch_steps += 1
@@ -242,16 +385,19 @@ def train_supernet(
                 steps=epoch_steps,
                 teacher_loss=teacher_sum / max(1, epoch_steps),
                 student_loss=student_sum / max(1, epoch_steps),
-                smallest_accuracy=subnet_accuracy(supernet, module, smallest, data),
-                largest_accuracy=subnet_accuracy(supernet, module, largest, data),
+                smallest_accuracy=task.score(supernet, module, smallest, data),
+                largest_accuracy=task.score(supernet, module, largest, data),
                 seconds=time.perf_counter() - epoch_began,
+                metric=task.metric,
             )
             reports.append(report)
             progress.epoch(report)
     finally:
         module.to(memory_format=torch.contiguous_format)
         module.eval()
-    result = TrainingResult(config, tuple(reports), step, time.perf_counter() - began)
+    result = TrainingResult(
+        config, tuple(reports), step, time.perf_counter() - began, metric=task.metric
+    )
     progress.finish(result)
     return result
 

@@ -82,6 +82,8 @@ class Objective:
 
 BUILTIN_OBJECTIVES: dict[str, Objective] = {
     "accuracy": Objective("accuracy", "max", "fraction"),
+    # an encoder's mean cosine similarity to the pretrained model it was distilled from
+    "fidelity": Objective("fidelity", "max", "fraction"),
     "latency": Objective("latency", "min", "ms"),
     "macs": Objective("macs", "min", "count"),
     "params": Objective("params", "min", "count"),
