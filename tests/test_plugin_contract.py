@@ -189,3 +189,31 @@ def test_kit_fails_a_plugin_without_description(kit_host):
     silent = type("Silent", (RidgePredictor,), {"name": "kit-silent", "description": ""})
     with pytest.raises(ConformanceError, match="no description"):
         check_predictor(silent)
+
+
+def test_targets_say_which_precisions_they_run(builtin_plugin_host):
+    from hwnas.measurement.resolve import resolve_target
+
+    assert resolve_target("onnxruntime:cpu").supports_precision("int8")
+    refused = resolve_target("torch:cpu").supports_precision("int8")
+    assert not refused and "int8 is not supported on target torch:cpu" in refused.reason
+    assert resolve_target("torch:cpu").supports_precision("fp32")
+
+
+def test_supernet_static_input_has_the_exported_shape(builtin_plugin_host):
+    import torch
+
+    from hwnas import registry
+
+    supernet = registry.supernet_class("ofa-mbv3").configure("tiny")
+    subnet = supernet.space.smallest()
+    batch = torch.zeros(3, 1, 40, 40)
+    shaped = supernet.static_input(batch, subnet)
+    assert tuple(shaped.shape) == (3, *supernet.input_spec(subnet, 1).shape[1:])
+
+
+def test_supernets_that_wrap_no_pretrained_model_refuse_it(builtin_plugin_host):
+    from hwnas import ConfigError, registry
+
+    with pytest.raises(ConfigError, match="cannot be built from a pretrained model"):
+        registry.supernet_class("ofa-mbv3").from_pretrained("anything")
