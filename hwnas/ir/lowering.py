@@ -1,8 +1,9 @@
-"""Lowering a :class:`~hwnas.ir.GraphIR` to ONNX (torch's dynamo exporter) and to TVM Relax.
+"""Lowering a :class:`~hwnas.ir.GraphIR` to ONNX and to TVM Relax.
 
-The dynamo exporter is used rather than the TorchScript one: it is the one
-torch maintains, writes opset 18 graphs with batch norm already folded, and
-its output is the one TVM's ONNX frontend imports cleanly.
+ONNX comes from hwnas's emitter (:mod:`hwnas.ir.onnx_emitter`); an op it does
+not know falls back to torch's dynamo exporter, logged once. The dynamo
+exporter and TVM's torch frontend also stay callable for the old path
+(``lowering="torch"``), which benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import CompileError, ConfigError
+from hwnas.notices import log_once
 
 if TYPE_CHECKING:
     from hwnas.ir.graph import GraphIR
@@ -38,8 +40,6 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def to_onnx(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
-    import onnx
-
     if opset < MIN_OPSET:
         raise ConfigError(f"ONNX opset {opset} is too old", hint=f"use opset {MIN_OPSET} or newer")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,17 +47,37 @@ def to_onnx(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
         if ir.onnx_path.resolve() != path.resolve():
             shutil.copyfile(ir.onnx_path, path)
         return path
-    if ir.exported is None or ir.example_inputs is None:
+    if ir.module is None or ir.example_inputs is None:
         raise ConfigError(
             f"IR {ir.name!r} ({ir.source}) has no torch program to export to ONNX",
             hint="build the IR with GraphIR.from_module or GraphIR.from_subnet",
         )
+    if ir.lowering == "hwnas":
+        from hwnas.ir.onnx_emitter import NotLowerable, emit_onnx
+
+        try:
+            model = emit_onnx(ir, opset)
+        except NotLowerable as exc:
+            log_once(
+                f"ONNX emitter: {exc}; exporting with torch's dynamo exporter instead (slower)",
+                logger="hwnas.ir",
+            )
+        else:
+            path.write_bytes(model.SerializeToString())
+            return path
+    return export_onnx_dynamo(ir, path, opset=opset)
+
+
+def export_onnx_dynamo(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
+    """torch's dynamo ONNX exporter on the IR's exported program, checked with ``onnx.checker``."""
+    import onnx
     import torch
 
     try:
+        exported = ir.exported
         with _quiet_exporter():
             torch.onnx.export(
-                ir.exported,
+                exported,
                 ir.example_inputs,
                 str(path),
                 dynamo=True,
@@ -75,6 +95,8 @@ def to_onnx(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
 
 def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
     try:
+        if ir.source == "onnx" and ir.onnx_path is not None:
+            return relax_from_onnx(ir, ir.onnx_path, keep_params_as_input=keep_params_as_input)
         if ir.exported is not None:
             from tvm.relax.frontend.torch import from_exported_program
 
@@ -84,19 +106,6 @@ def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
                     keep_params_as_input=keep_params_as_input,
                     unwrap_unit_return_tuple=True,
                 )
-        if ir.source == "onnx" and ir.onnx_path is not None:
-            import onnx
-            from tvm.relax.frontend.onnx import from_onnx
-
-            model = onnx.load(str(ir.onnx_path))
-            shapes = {spec.name: list(spec.shape) for spec in ir.input_specs}
-            dtypes = {spec.name: spec.dtype for spec in ir.input_specs}
-            return from_onnx(
-                model,
-                shape_dict=shapes,
-                dtype_dict=dtypes,
-                keep_params_in_input=keep_params_as_input,
-            )
     except Exception as exc:
         raise CompileError(
             f"importing IR {ir.name!r} into TVM Relax failed: {_first_line(exc)}"
@@ -104,6 +113,19 @@ def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
     raise ConfigError(
         f"IR {ir.name!r} ({ir.source}) has neither a torch program nor an ONNX file to lower",
         hint="build the IR with GraphIR.from_module, from_subnet or from_onnx",
+    )
+
+
+def relax_from_onnx(ir: GraphIR, path: Path, *, keep_params_as_input: bool = False) -> Any:
+    """TVM's ONNX frontend on an ONNX file of ``ir`` (input shapes and dtypes from the IR)."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    model = onnx.load(str(path))
+    shapes = {spec.name: list(spec.shape) for spec in ir.input_specs}
+    dtypes = {spec.name: spec.dtype for spec in ir.input_specs}
+    return from_onnx(
+        model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=keep_params_as_input
     )
 
 
