@@ -350,15 +350,45 @@ class GraphIR:
             for spec, t in zip(self.input_specs, inputs, strict=True)
         }
 
-    def reference_outputs(self) -> list[np.ndarray]:
-        """The torch module's outputs on the example inputs, as numpy arrays in ``output_specs`` order."""
+    def reference_outputs(self, inputs: Sequence[Any] | None = None) -> list[np.ndarray]:
+        """The torch module's outputs, as numpy arrays in ``output_specs`` order.
+
+        On the example inputs, or on ``inputs`` (numpy arrays or tensors of the input specs).
+        """
         import torch
 
-        module, inputs = self._require_torch("reference_outputs")
+        module, example = self._require_torch("reference_outputs")
+        if inputs is not None:
+            example = tuple(x if torch.is_tensor(x) else torch.from_numpy(x) for x in inputs)
         module.eval()
         with torch.no_grad():
-            result = module(*inputs)
+            result = module(*example)
         return [t.detach().cpu().numpy() for t in _tensor_leaves(result)]
+
+    def with_weights(self, module: torch.nn.Module, *, name: str | None = None) -> GraphIR:
+        """The same graph over ``module``'s weights (same state-dict names and shapes), e.g. re-seeded ones."""
+        own = self._require_torch("with_weights")[0].state_dict()
+        other = module.state_dict()
+        if {k: tuple(v.shape) for k, v in own.items()} != {
+            k: tuple(v.shape) for k, v in other.items()
+        }:
+            raise ConfigError(
+                f"IR {self.name!r}: the new module's weights differ in names or shapes from the IR's"
+            )
+        return GraphIR(
+            name=name or self.name,
+            ops=self.ops,
+            input_specs=self.input_specs,
+            output_specs=self.output_specs,
+            output_tensors=self.output_tensors,
+            source=self.source,
+            weights_digest=_state_dict_digest(module),
+            module=module,
+            example_inputs=self.example_inputs,
+            calls=self._calls,
+            metadata=self.metadata,
+            lowering=self.lowering,
+        )
 
     def _require_torch(self, what: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         if self.module is None or self.example_inputs is None:

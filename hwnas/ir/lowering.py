@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import CompileError, ConfigError
+from hwnas.errors import CompileError, ConfigError, HwnasError
 from hwnas.notices import log_once
 
 if TYPE_CHECKING:
+    import onnx
+
     from hwnas.ir.graph import GraphIR
 
 MIN_OPSET = 17
@@ -94,9 +96,23 @@ def export_onnx_dynamo(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
 
 
 def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
+    """Relax from the emitted ONNX (TVM's ONNX frontend); torch's frontend for ``lowering="torch"``,
+    for an op the emitter does not know, and to keep the module's own parameters as inputs."""
     try:
         if ir.source == "onnx" and ir.onnx_path is not None:
             return relax_from_onnx(ir, ir.onnx_path, keep_params_as_input=keep_params_as_input)
+        if ir.lowering == "hwnas" and ir.module is not None and not keep_params_as_input:
+            from hwnas.ir.onnx_emitter import NotLowerable, emit_onnx
+
+            try:
+                model = emit_onnx(ir)
+            except NotLowerable as exc:
+                log_once(
+                    f"ONNX emitter: {exc}; importing into TVM with its torch frontend instead (slower)",
+                    logger="hwnas.ir",
+                )
+            else:
+                return relax_from_onnx(ir, model)
         if ir.exported is not None:
             from tvm.relax.frontend.torch import from_exported_program
 
@@ -106,6 +122,8 @@ def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
                     keep_params_as_input=keep_params_as_input,
                     unwrap_unit_return_tuple=True,
                 )
+    except HwnasError:
+        raise
     except Exception as exc:
         raise CompileError(
             f"importing IR {ir.name!r} into TVM Relax failed: {_first_line(exc)}"
@@ -116,17 +134,48 @@ def to_relax(ir: GraphIR, *, keep_params_as_input: bool = False) -> Any:
     )
 
 
-def relax_from_onnx(ir: GraphIR, path: Path, *, keep_params_as_input: bool = False) -> Any:
-    """TVM's ONNX frontend on an ONNX file of ``ir`` (input shapes and dtypes from the IR)."""
+def relax_from_onnx(
+    ir: GraphIR, model: Path | onnx.ModelProto, *, keep_params_as_input: bool = False
+) -> Any:
+    """TVM's ONNX frontend on an ONNX file (or model) of ``ir``; input shapes and dtypes from the IR."""
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
-    model = onnx.load(str(path))
+    if isinstance(model, Path):
+        model = onnx.load(str(model))
     shapes = {spec.name: list(spec.shape) for spec in ir.input_specs}
     dtypes = {spec.name: spec.dtype for spec in ir.input_specs}
-    return from_onnx(
+    mod = from_onnx(
         model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=keep_params_as_input
     )
+    return fold_constant_reshapes(mod)
+
+
+def fold_constant_reshapes(mod: Any) -> Any:
+    """``reshape(constant)`` replaced by the reshaped constant, in numpy.
+
+    TVM's ONNX frontend reshapes every conv bias to ``(1, C, 1, 1)``;
+    Relax's ``FoldConstant`` would compile and run a kernel for each of them
+    (2.5 s of a 3 s compile for a small ResNet here). This takes milliseconds.
+    """
+    import tvm
+    from tvm import relax
+
+    reshape = tvm.ir.Op.get("relax.reshape")
+    constant = tvm.ir.expr.GenericConst
+
+    @relax.expr_functor.mutator
+    class Folder(relax.PyExprMutator):  # type: ignore[misc]
+        def visit_call_(self, call: Any) -> Any:
+            call = super().visit_call_(call)
+            if call.op == reshape and isinstance(call.args[0], constant):
+                shape = [int(v) for v in call.args[1].values]
+                return relax.const(call.args[0].value.numpy().reshape(shape))
+            return call
+
+    main = mod.get_global_var("main")
+    mod[main] = Folder(mod).visit_expr(mod[main])
+    return mod
 
 
 def _first_line(exc: BaseException) -> str:
