@@ -82,7 +82,7 @@ def record(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> T
                 return result
             target, aten_args, aten_kwargs = call
             meta_args = state.meta(aten_args)
-            known = output_shape(target, meta_args)
+            known = output_shape(target, meta_args, state.meta(aten_kwargs))
             try:
                 if known is not None:
                     result = torch.empty(known[0], dtype=known[1], device="meta")

@@ -423,11 +423,14 @@ def _cat_shape(tensors: Sequence[Any], dim: int) -> Shape:
     return (*first[:dim], sum(int(t.shape[dim]) for t in tensors), *first[dim + 1 :])
 
 
-def output_shape(target: Any, args: tuple[Any, ...]) -> tuple[Shape, Any] | None:
-    """``(shape, dtype)`` of what aten op ``target`` returns for ``args``; None if not known here."""
+def output_shape(
+    target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+) -> tuple[Shape, Any] | None:
+    """``(shape, dtype)`` of what aten op ``target`` returns for these arguments; None if not known here."""
     import torch
 
     name = str(target)
+    args = _schema_args(target, args, kwargs or {})
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
     if name in _SAME_SHAPE and x is not None:
         return tuple(x.shape), x.dtype
@@ -466,6 +469,24 @@ def output_shape(target: Any, args: tuple[Any, ...]) -> tuple[Shape, Any] | None
     if name == "aten.max_pool2d.default":
         return _pool_shape(args), x.dtype
     return None
+
+
+def _schema_args(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Every positional argument of the op's schema: given, passed by name, or the default."""
+    schema = getattr(target, "_schema", None)
+    if schema is None or (len(args) >= len(schema.arguments) and not kwargs):
+        return args
+    full = list(args)
+    for argument in schema.arguments[len(args) :]:
+        if argument.kwarg_only:
+            break
+        if argument.name in kwargs:
+            full.append(kwargs[argument.name])
+        elif argument.has_default_value():
+            full.append(argument.default_value)
+        else:
+            break
+    return tuple(full)
 
 
 #: aten ops whose output has the shape and dtype of their first input

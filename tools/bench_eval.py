@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Benchmark: one candidate evaluation, stage by stage, on the old path (torch.export + dynamo) and the new one.
+
+Stages, as a search runs them: ``ir`` (extract the subnet, build its GraphIR),
+``lower`` (ONNX for onnxruntime, Relax for TVM), ``compile`` (the target's
+compile without the lowering), ``verify`` (torch references of the check
+inputs, a probe if the weights carry no signal, and the worker's checks),
+``time`` (warm-up and timed runs in the worker), ``accuracy`` (BN
+recalibration and validation on digits, where the model takes digits).
+Each figure is the median over ``--repeats`` evaluations after one warm-up
+evaluation (worker started, runtimes imported), as in a running search;
+CPU seconds (this process plus the worker) beside wall seconds. ``whole`` is
+the sum of the stages of each repeat.
+
+    python tools/bench_eval.py [--models default mbv3-full resnet-full transformer-full]
+        [--paths before after] [--target 'onnxruntime:cpu?threads=1'] [--repeats 5] [--json out.json]
+
+Run it under ``flock /tmp/hwnas-bench.lock`` on a shared machine, pinned to one core (``--core``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGES = ("ir", "lower", "compile", "verify", "time", "accuracy")
+#: name -> (supernet, preset or None for the embedded default, accuracy on digits?)
+MODELS: dict[str, tuple[str | None, str | None, bool]] = {
+    "default": (
+        None,
+        None,
+        True,
+    ),  # the embedded, trained ofa-mbv3 tiny (6-16 px): what `make demo` searches
+    "mbv3-tiny": ("ofa-mbv3", "tiny", True),
+    "mbv3-full": ("ofa-mbv3", "full", False),
+    "resnet-tiny": ("elastic-resnet", "tiny", True),
+    "resnet-full": ("elastic-resnet", "full", False),
+    "transformer-tiny": ("elastic-transformer", "tiny", True),
+    "transformer-full": ("elastic-transformer", "full", False),
+}
+
+
+@dataclass
+class Clock:
+    """Wall and CPU seconds per stage of one evaluation."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - wall, time.process_time() - cpu)
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name] = self.wall.get(name, 0.0) + wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+
+
+@contextlib.contextmanager
+def lowering_timed(clock: Clock) -> Iterator[None]:
+    """Time GraphIR.to_onnx / to_relax wherever they are called (inside a target's compile too)."""
+    from hwnas.ir import GraphIR
+
+    originals = {name: getattr(GraphIR, name) for name in ("to_onnx", "to_relax")}
+
+    def timed(name: str) -> Any:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with clock.stage("lower"):
+                return originals[name](self, *args, **kwargs)
+
+        return method
+
+    for name in originals:
+        setattr(GraphIR, name, timed(name))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(GraphIR, name, method)
+
+
+def evaluate(
+    loaded: Any,
+    subnet: Any,
+    path: str,
+    target: str,
+    protocol: Any,
+    pool: Any,
+    accuracy_data: Any,
+) -> tuple[Clock, dict[str, Any]]:
+    """One evaluation of ``subnet`` along ``path`` (``before``/``after``); its clock and facts."""
+    from hwnas.ir import GraphIR
+    from hwnas.measurement.measurer import Measurer
+
+    clock = Clock()
+    supernet, module = loaded.supernet, loaded.module
+    with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
+        measurer = Measurer(target, protocol, cache=None, artifact_dir=Path(tmp), pool=pool)
+        with clock.stage("ir"):
+            if path == "before":
+                static = supernet.extract(module, subnet)
+                ir = GraphIR.from_module(
+                    static,
+                    (supernet.example_input(subnet),),
+                    tracer="export",
+                    lowering="torch",
+                )
+            else:
+                ir = GraphIR.from_subnet(supernet, module, subnet)
+        compile_clock = Clock()
+        with lowering_timed(compile_clock), compile_clock.stage("compile"):
+            artifact = measurer.compile(ir)
+        clock.add(
+            "lower", compile_clock.wall.get("lower", 0.0), compile_clock.cpu.get("lower", 0.0)
+        )
+        clock.add(
+            "compile",
+            compile_clock.wall["compile"] - compile_clock.wall.get("lower", 0.0),
+            compile_clock.cpu["compile"] - compile_clock.cpu.get("lower", 0.0),
+        )
+        with clock.stage("verify"):
+            verification = measurer.verification(ir)
+            if verification.probe is not None:
+                measurer.compile(verification.probe)  # what run_isolated would compile first
+        report, failure, _ = measurer.run_isolated(artifact, ir, 0, verification)
+        if failure is not None:
+            raise SystemExit(f"{ir.name}: {failure.kind}: {failure.reason}")
+        assert report is not None
+        worker = {name: (wall, cpu) for name, wall, cpu in report.stages}
+        for name in ("probe", "load", "verify"):
+            if name in worker:
+                clock.add("verify", *worker[name])
+        clock.add("time", *worker["time"])
+        if accuracy_data is not None:
+            from hwnas.model.accuracy import SubnetAccuracy
+
+            with clock.stage("accuracy"):
+                accuracy = SubnetAccuracy(supernet, module, accuracy_data)(subnet)
+        else:
+            accuracy = None
+        samples = report.attempts[-1]
+        facts = {
+            "ops": len(ir.ops),
+            "macs": ir.macs,
+            "input": "x".join(map(str, ir.input_specs[0].shape)),
+            "latency_ms": statistics.median(samples) * 1e3,
+            "verification": "probe" if verification.probe is not None else "own",
+            "accuracy": accuracy,
+        }
+    return clock, facts
+
+
+def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import torch
+
+    from hwnas.measurement.isolation import WorkerPool
+    from hwnas.measurement.protocol import MeasurementProtocol
+    from hwnas.model.loader import load_supernet
+
+    torch.set_num_threads(1)
+    protocol = MeasurementProtocol(repeats=args.timed_repeats)
+    pool = WorkerPool()
+    rows = []
+    try:
+        for model in args.models:
+            name, preset, digits = MODELS[model]
+            loaded = load_supernet(name, preset=preset) if name else load_supernet()
+            data = loaded.data() if digits and args.accuracy else None
+            space = loaded.supernet.space
+            for size, subnet in (("smallest", space.smallest()), ("largest", space.largest())):
+                for path in args.paths:
+                    clocks, facts = [], {}
+                    for run in range(args.repeats + 1):
+                        clock, facts = evaluate(
+                            loaded, subnet, path, args.target, protocol, pool, data
+                        )
+                        if run:  # the first is the warm-up
+                            clocks.append(clock)
+                    row = {"model": model, "subnet": size, "path": path, **facts}
+                    for stage in (*STAGES, "whole"):
+                        walls = [
+                            sum(c.wall.values()) if stage == "whole" else c.wall.get(stage, 0.0)
+                            for c in clocks
+                        ]
+                        cpus = [
+                            sum(c.cpu.values()) if stage == "whole" else c.cpu.get(stage, 0.0)
+                            for c in clocks
+                        ]
+                        row[f"{stage}_s"] = statistics.median(walls)
+                        row[f"{stage}_cpu_s"] = statistics.median(cpus)
+                    untimed = [sum(v for k, v in c.cpu.items() if k != "time") for c in clocks]
+                    row["untimed_cpu_s"] = statistics.median(untimed)
+                    rows.append(row)
+                    print(_line(row), flush=True)
+    finally:
+        pool.close()
+    return rows
+
+
+def _line(row: dict[str, Any]) -> str:
+    cells = " | ".join(f"{row[f'{s}_s']:.3f} ({row[f'{s}_cpu_s']:.3f})" for s in (*STAGES, "whole"))
+    return (
+        f"| {row['model']} | {row['subnet']} ({row['input']}, {row['macs'] / 1e6:.1f} MMACs) | "
+        f"{row['path']} | {cells} | {row['untimed_cpu_s']:.3f} | {row['latency_ms']:.3f} | {row['verification']} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["default", "mbv3-tiny", "mbv3-full", "resnet-full", "transformer-full"],
+        choices=sorted(MODELS),
+    )
+    parser.add_argument(
+        "--paths", nargs="+", default=["before", "after"], choices=["before", "after"]
+    )
+    parser.add_argument("--target", default="onnxruntime:cpu?threads=1")
+    parser.add_argument("--repeats", type=int, default=5, help="evaluations per row (median)")
+    parser.add_argument(
+        "--timed-repeats",
+        type=int,
+        default=10,
+        help="timed samples per measurement (as `hwnas search`)",
+    )
+    parser.add_argument("--no-accuracy", dest="accuracy", action="store_false")
+    parser.add_argument("--core", type=int, help="pin this process and its worker to one core")
+    parser.add_argument("--json", type=Path, help="write every row here")
+    args = parser.parse_args()
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
+
+    import torch
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+        platform.processor(),
+    )
+    print(
+        f"# {cpu}; torch {torch.__version__}; target {args.target}; load {os.getloadavg()[0]:.2f}"
+    )
+    print(f"# seconds, median of {args.repeats}: wall (CPU)")
+    print(
+        "| model | subnet | path | " + " | ".join(f"{s} s" for s in (*STAGES, "whole")) + " | "
+        "untimed CPU s | latency ms | checked with |"
+    )
+    print("|" + " --- |" * (len(STAGES) + 7))
+    rows = bench(args)
+    print(f"# load after: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
