@@ -229,3 +229,16 @@ def test_tvm_runs_the_emitted_onnx_with_torchs_output(cls, preset):
     vm = relax.VirtualMachine(executable, tvm.cpu())
     out = vm["main"](*[tvm.runtime.tensor(a) for a in ir.input_arrays().values()])
     np.testing.assert_allclose(out.numpy(), ir.reference_outputs()[0], atol=1e-4, rtol=1e-4)
+
+
+def test_the_streamed_onnx_file_reads_back_as_the_whole_model(tmp_path):
+    from hwnas.ir.onnx_emitter import emit
+
+    net, module = supernet(ElasticTransformer, "tiny-text")
+    ir = GraphIR.from_subnet(net, module, net.space.sample(3))
+    emitted = emit(ir)
+    path = ir.to_onnx(tmp_path / "streamed.onnx")
+    back = onnx.load(str(path))
+    assert back == emitted.proto() and len(back.graph.initializer) == len(emitted.arrays)
+    assert back.graph.initializer[0].raw_data  # weights stored raw, little-endian
+    onnx.checker.check_model(str(path), full_check=True)

@@ -55,17 +55,17 @@ def to_onnx(ir: GraphIR, path: Path, *, opset: int = 18) -> Path:
             hint="build the IR with GraphIR.from_module or GraphIR.from_subnet",
         )
     if ir.lowering == "hwnas":
-        from hwnas.ir.onnx_emitter import NotLowerable, emit_onnx
+        from hwnas.ir.onnx_emitter import NotLowerable, emit
 
         try:
-            model = emit_onnx(ir, opset)
+            emitted = emit(ir, opset)
         except NotLowerable as exc:
             log_once(
                 f"ONNX emitter: {exc}; exporting with torch's dynamo exporter instead (slower)",
                 logger="hwnas.ir",
             )
         else:
-            path.write_bytes(model.SerializeToString())
+            emitted.write(path)
             return path
     return export_onnx_dynamo(ir, path, opset=opset)
 

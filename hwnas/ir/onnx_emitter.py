@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hwnas.ir.nodes import OpNode, TensorSpec
+from hwnas.ir.onnx_writer import OnnxWithArrays
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +45,7 @@ class _Emitter:
         self.weights: dict[str, Any] = dict(module.named_parameters())
         self.weights.update(module.named_buffers())
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        self.arrays: list[tuple[str, np.ndarray]] = []  # the initializers
         self.names: set[str] = {spec.name for spec in ir.input_specs}
         self.alias: dict[
             str, str
@@ -75,15 +76,13 @@ class _Emitter:
 
     def constant(self, name: str, array: np.ndarray) -> str:
         """Add an initializer (a fresh name if taken) and return its name."""
-        from onnx import numpy_helper
-
         unique = name
         index = 1
         while unique in self.names:
             unique = f"{name}_{index}"
             index += 1
         self.names.add(unique)
-        self.initializers.append(numpy_helper.from_array(self.np.asarray(array), unique))
+        self.arrays.append((unique, self.np.asarray(array)))
         return unique
 
     def weight(self, spec: TensorSpec) -> np.ndarray:
@@ -103,7 +102,7 @@ class _Emitter:
 
     # -- the graph -------------------------------------------------------------------------
 
-    def emit(self) -> onnx.ModelProto:
+    def emit(self) -> OnnxWithArrays:
         from onnx import helper
 
         for op in self.ir.ops:
@@ -121,7 +120,6 @@ class _Emitter:
             _safe_name(self.ir.name),
             [_value_info(spec) for spec in self.ir.input_specs],
             [_value_info(spec) for spec in self.ir.output_specs],
-            self.initializers,
         )
         model = helper.make_model(
             graph,
@@ -129,7 +127,7 @@ class _Emitter:
             producer_name="hwnas",
             ir_version=IR_VERSION,
         )
-        return model
+        return OnnxWithArrays(model, self.arrays)
 
     def sole_reader(self, op: OpNode) -> OpNode | None:
         """The op that alone reads ``op``'s output, if the output is no graph output."""
@@ -141,6 +139,11 @@ class _Emitter:
 
 def emit_onnx(ir: GraphIR, opset: int = 18) -> onnx.ModelProto:
     """``ir`` as an ONNX model (inputs and outputs named as the IR's); raises :class:`NotLowerable`."""
+    return emit(ir, opset).proto()
+
+
+def emit(ir: GraphIR, opset: int = 18) -> OnnxWithArrays:
+    """``ir`` as an ONNX model whose weights are still arrays (:meth:`OnnxWithArrays.write` writes it)."""
     if ir.module is None:
         raise NotLowerable("the IR has no torch module to take weights from")
     return _Emitter(ir, opset).emit()
