@@ -49,7 +49,7 @@ class OnnxWithArrays:
         size = 0
         arrays = []
         for name, array in self.arrays:
-            array = np.ascontiguousarray(array)
+            array = np.ascontiguousarray(array).reshape(array.shape)  # keeps 0-d arrays 0-d
             if array.dtype.byteorder == ">":
                 array = array.astype(array.dtype.newbyteorder("<"))
             header = _tensor_header(name, array) + _key(_TENSOR_RAW_DATA) + _varint(array.nbytes)
