@@ -14,6 +14,7 @@ the sum of the stages of each repeat.
 
     python tools/bench_eval.py [--models default mbv3-full resnet-full transformer-full]
         [--paths before after] [--target 'onnxruntime:cpu?threads=1'] [--repeats 5] [--json out.json]
+    python tools/bench_eval.py --ir-methods   # export vs fx vs recording vs ops-only, CPU ms
 
 Run it under ``flock /tmp/hwnas-bench.lock`` on a shared machine, pinned to one core (``--core``).
 """
@@ -211,6 +212,88 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def ir_methods(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """CPU ms to build a subnet's IR ops four ways, after extraction (median of ``--repeats``).
+
+    ``export``: torch.export + walk (the old path). ``fx``: torch.fx symbolic
+    tracing plus shape propagation (a real forward), before any mapping to
+    aten ops: the least an fx route costs. ``record``: one recorded forward
+    pass on meta tensors (the new path). ``ops only``: building the same
+    OpNodes from known calls and shapes, without running the model: the least
+    a supernet describing its own static graph would still pay.
+    """
+    import torch
+
+    from hwnas.model.loader import load_supernet
+
+    torch.set_num_threads(1)
+    rows = []
+    print("| model | subnet | ops | extract | export | fx (trace + shapes) | record | ops only |")
+    print("|" + " --- |" * 8)
+    for model in args.models:
+        name, preset, _ = MODELS[model]
+        loaded = load_supernet(name, preset=preset) if name else load_supernet()
+        space = loaded.supernet.space
+        for size, subnet in (("smallest", space.smallest()), ("largest", space.largest())):
+            row = {"model": model, "subnet": size}
+            row.update(_ir_method_times(loaded.supernet, loaded.module, subnet, args.repeats))
+            rows.append(row)
+            cells = " | ".join(
+                f"{row[m]:.1f}" for m in ("extract", "export", "fx", "record", "ops only")
+            )
+            print(f"| {model} | {size} | {row['ops']} | {cells} |", flush=True)
+    return rows
+
+
+def _ir_method_times(supernet: Any, module: Any, subnet: Any, repeats: int) -> dict[str, Any]:
+    import torch
+    import torch.fx as fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    from hwnas.ir.from_forward import record
+    from hwnas.ir.from_torch import op_node, trace
+
+    static = supernet.extract(module, subnet)
+    inputs = (supernet.example_input(subnet),)
+    recorded = record(static, inputs)
+    specs = {s.name: s for op in recorded.ops for s in (*op.outputs, *op.weights)}
+    specs.update({s.name: s for s in recorded.inputs})
+    parameters = {n for n, _ in static.named_parameters()}
+
+    def rebuild() -> None:
+        seen: set[str] = set()
+        for call, op in zip(recorded.calls, recorded.ops, strict=True):
+            op_node(
+                call.name,
+                call.target,
+                call.args,
+                call.kwargs,
+                lambda v: (v.weight, specs[v.name]) if hasattr(v, "weight") else None,
+                op.outputs,
+                op.module,
+                parameters,
+                seen,
+            )
+
+    methods = {
+        "extract": lambda: supernet.extract(module, subnet),
+        "export": lambda: trace(static, inputs),
+        "fx": lambda: ShapeProp(fx.symbolic_trace(static)).propagate(*inputs),
+        "record": lambda: record(static, inputs),
+        "ops only": rebuild,
+    }
+    times: dict[str, Any] = {"ops": len(recorded.ops)}
+    for method, run in methods.items():
+        samples = []
+        for _ in range(max(1, repeats if method != "export" else 3)):
+            cpu = time.process_time()
+            with torch.no_grad():
+                run()
+            samples.append(time.process_time() - cpu)
+        times[method] = statistics.median(samples) * 1e3
+    return times
+
+
 def _line(row: dict[str, Any]) -> str:
     cells = " | ".join(f"{row[f'{s}_s']:.3f} ({row[f'{s}_cpu_s']:.3f})" for s in (*STAGES, "whole"))
     return (
@@ -241,9 +324,19 @@ def main() -> None:
     parser.add_argument("--no-accuracy", dest="accuracy", action="store_false")
     parser.add_argument("--core", type=int, help="pin this process and its worker to one core")
     parser.add_argument("--json", type=Path, help="write every row here")
+    parser.add_argument(
+        "--ir-methods",
+        action="store_true",
+        help="compare ways of building the IR instead (export, fx, record, ops only), CPU ms",
+    )
     args = parser.parse_args()
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
+    if args.ir_methods:
+        rows = ir_methods(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
 
     import torch
 

@@ -51,9 +51,11 @@ def _rules() -> dict[Any, Rule]:
 def record(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> TorchTrace:
     """Run ``module`` once on meta tensors shaped like ``example_inputs`` and return its IR ops and calls.
 
-    Every recorded call runs as its aten op on meta tensors (shapes and
-    dtypes, no arithmetic), so recording costs the same at any resolution.
-    Raises :class:`NotRecordable` for a call, input or output this path does not cover.
+    No arithmetic runs: each recorded call returns an empty meta tensor of
+    the shape :func:`~hwnas.ir.torch_calls.output_shape` gives (the aten op's
+    meta kernel where it gives none), so recording costs the same at any
+    resolution. Raises :class:`NotRecordable` for a call, input or output
+    this path does not cover, and for code that needs values (data-dependent branches).
     """
     import torch
     from torch.overrides import TorchFunctionMode
