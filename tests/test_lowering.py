@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from supernet_cases import FULL, TINY, ids
 from torch import nn
 
 from hwnas.ir import GraphIR
@@ -24,23 +25,10 @@ from hwnas.ir.onnx_emitter import RULES, emit_onnx
 from hwnas.ir.torch_calls import NotRecordable
 from hwnas.model.supernet import Supernet
 from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
-from hwnas_plugins.supernets.resnet import ElasticResNetSupernet
 from hwnas_plugins.supernets.transformer import ElasticTransformer
 
 torch.set_num_threads(1)
 
-TINY = [
-    (OFAMobileNetV3, "tiny"),
-    (ElasticResNetSupernet, "tiny"),
-    (ElasticTransformer, "tiny"),
-    (ElasticTransformer, "tiny-text"),
-]
-FULL = [
-    (OFAMobileNetV3, "full"),
-    (ElasticResNetSupernet, "full"),
-    (ElasticTransformer, "full"),
-    (ElasticTransformer, "text"),
-]
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 
 
@@ -72,7 +60,7 @@ def assert_onnx_matches_torch(ir: GraphIR, atol: float = 1e-5) -> onnx.ModelProt
 # -- recording gives torch.export's ops ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cls", "preset"), TINY, ids=[f"{c.name}-{p}" for c, p in TINY])
+@pytest.mark.parametrize(("cls", "preset"), TINY, ids=ids(TINY))
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=SEEDS)
 def test_recorded_subnets_have_exactly_the_exported_ops(cls, preset, seed):
@@ -85,7 +73,7 @@ def test_recorded_subnets_have_exactly_the_exported_ops(cls, preset, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cls", "preset"), FULL, ids=[f"{c.name}-{p}" for c, p in FULL])
+@pytest.mark.parametrize(("cls", "preset"), FULL, ids=ids(FULL))
 def test_full_size_subnets_record_as_they_export(cls, preset):
     net, module = supernet(cls, preset)
     for subnet in (net.space.smallest(), net.space.sample(11)):
@@ -216,7 +204,7 @@ def test_kernels_cut_from_a_recorded_ir_equal_the_exported_ones():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cls", "preset"), TINY, ids=[f"{c.name}-{p}" for c, p in TINY])
+@pytest.mark.parametrize(("cls", "preset"), TINY, ids=ids(TINY))
 def test_tvm_runs_the_emitted_onnx_with_torchs_output(cls, preset):
     import tvm
     from tvm import relax

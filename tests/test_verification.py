@@ -11,7 +11,6 @@ from torch import nn
 
 from hwnas.errors import MeasurementError
 from hwnas.ir import GraphIR, onnx_emitter
-from hwnas.measurement.isolation import WorkerPool
 from hwnas.measurement.measurer import Measurer
 from hwnas.measurement.probe import probe_ir
 from hwnas.measurement.protocol import MeasurementProtocol
@@ -26,13 +25,6 @@ from hwnas_plugins.supernets.mobilenet_v3 import OFAMobileNetV3
 
 FAST = MeasurementProtocol(warmup=1, repeats=3, min_repeat_ms=1.0, timeout_s=120.0, max_remeasure=0)
 ORT = "onnxruntime:cpu?threads=1"
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool()
-    yield workers
-    workers.close()
 
 
 @pytest.fixture
