@@ -46,19 +46,19 @@ class _Emitter:
         self.weights.update(module.named_buffers())
         self.nodes: list[onnx.NodeProto] = []
         self.arrays: list[tuple[str, np.ndarray]] = []  # the initializers
-        self.names: set[str] = {spec.name for spec in ir.input_specs}
-        self.alias: dict[
-            str, str
-        ] = {}  # IR tensor -> the ONNX value holding it (ops that only alias)
         self.outputs = {
             t: spec.name for t, spec in zip(ir.output_tensors, ir.output_specs, strict=True)
         }
+        # every value name the graph will hold, so an initializer never takes one
+        self.names: set[str] = set(ir.tensors) | set(self.outputs.values())
+        # IR tensor -> the ONNX value holding it, for ops that only alias their input
+        self.alias: dict[str, str] = {}
         self.folded: set[str] = set()  # batch norms folded into the conv before them
         self.weight_values: dict[str, str] = {}
-        self.readers: dict[str, int] = {}
+        self.readers: dict[str, list[OpNode]] = {}
         for op in ir.ops:
             for tensor in op.inputs:
-                self.readers[tensor] = self.readers.get(tensor, 0) + 1
+                self.readers.setdefault(tensor, []).append(op)
 
     # -- names and values ----------------------------------------------------------------
 
@@ -67,9 +67,8 @@ class _Emitter:
         return self.alias.get(tensor, self.outputs.get(tensor, tensor))
 
     def out(self, spec: TensorSpec) -> str:
-        name = self.outputs.get(spec.name, spec.name)
-        self.names.add(name)
-        return name
+        """The ONNX value name an op writes IR tensor ``spec`` to (graph outputs get their output name)."""
+        return self.outputs.get(spec.name, spec.name)
 
     def node(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
         self.nodes.append(self.helper.make_node(op_type, inputs, outputs, **attrs))
@@ -132,9 +131,10 @@ class _Emitter:
     def sole_reader(self, op: OpNode) -> OpNode | None:
         """The op that alone reads ``op``'s output, if the output is no graph output."""
         tensor = op.outputs[0].name
-        if self.readers.get(tensor) != 1 or tensor in self.outputs:
+        readers = self.readers.get(tensor, [])
+        if len(readers) != 1 or tensor in self.outputs:
             return None
-        return next((o for o in self.ir.ops if tensor in o.inputs), None)
+        return readers[0]
 
 
 def emit_onnx(ir: GraphIR, opset: int = 18) -> onnx.ModelProto:
