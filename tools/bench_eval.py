@@ -15,6 +15,7 @@ the sum of the stages of each repeat.
     python tools/bench_eval.py [--models default mbv3-full resnet-full transformer-full]
         [--paths before after] [--target 'onnxruntime:cpu?threads=1'] [--repeats 5] [--json out.json]
     python tools/bench_eval.py --ir-methods   # export vs fx vs recording vs ops-only, CPU ms
+    python tools/bench_eval.py --tvm-paths --models mbv3-tiny resnet-tiny transformer-tiny
 
 Run it under ``flock /tmp/hwnas-bench.lock`` on a shared machine, pinned to one core (``--core``).
 """
@@ -294,6 +295,209 @@ def _ir_method_times(supernet: Any, module: Any, subnet: Any, repeats: int) -> d
     return times
 
 
+def tvm_paths(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Three ways into TVM Relax for the largest subnet of each model: import CPU s, passes +
+    ``tvm.compile`` CPU s, latency (untuned, 1 thread) and largest error against torch.
+
+    ``onnx``: TVM's ONNX frontend on the emitted ONNX (what targets use);
+    ``builder``: a Relax BlockBuilder straight from the IR ops (a prototype,
+    kept here to reproduce the comparison); ``torch``: TVM's torch frontend
+    on torch.export's program (the old path; export time included).
+    """
+    import numpy as np
+    import torch
+    import tvm
+    from tvm import relax
+
+    from hwnas.ir import GraphIR
+    from hwnas.model.loader import load_supernet
+    from hwnas_targets.tvm_compile import host_cpu, inference_passes
+
+    torch.set_num_threads(1)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": host_cpu(), "num-cores": 1})
+    importers = {
+        "onnx": lambda ir: ir.to_relax(),
+        "builder": _relax_builder,
+        "torch": lambda ir: GraphIR.from_module(
+            ir.module, ir.example_inputs, tracer="export", lowering="torch"
+        ).to_relax(),
+    }
+    rows = []
+    print("| model | path | import s | passes + compile s | latency ms | max error |")
+    print("|" + " --- |" * 6)
+    for model in args.models:
+        name, preset, _ = MODELS[model]
+        loaded = load_supernet(name, preset=preset) if name else load_supernet()
+        ir = GraphIR.from_subnet(loaded.supernet, loaded.module, loaded.supernet.space.largest())
+        inputs = [tvm.runtime.tensor(a) for a in ir.input_arrays().values()]
+        reference = ir.reference_outputs()[0]
+        times: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in importers}
+        for repeat in range(max(1, args.repeats)):
+            order = list(importers) if repeat % 2 == 0 else list(reversed(importers))
+            for path in order:
+                cpu = time.process_time()
+                mod = importers[path](ir)
+                imported = time.process_time() - cpu
+                cpu = time.process_time()
+                executable = tvm.compile(inference_passes()(mod), target)
+                compiled = time.process_time() - cpu
+                vm = relax.VirtualMachine(executable, tvm.cpu())
+                timer = vm.time_evaluator("main", tvm.cpu(), number=5, repeat=5)
+                error = float(np.abs(vm["main"](*inputs).numpy() - reference).max())
+                times[path].append((imported, compiled, timer(*inputs).median * 1e3, error))
+        for path, samples in times.items():
+            cells = [statistics.median(s[i] for s in samples) for i in range(3)]
+            row = {"model": model, "path": path, "import_s": cells[0], "compile_s": cells[1]}
+            row |= {"latency_ms": cells[2], "max_error": max(s[3] for s in samples)}
+            rows.append(row)
+            print(
+                f"| {model} | {path} | {cells[0]:.3f} | {cells[1]:.2f} | {cells[2]:.2f} | "
+                f"{row['max_error']:.1e} |",
+                flush=True,
+            )
+    return rows
+
+
+def _relax_builder(ir: Any) -> Any:
+    """The IR's ops as Relax calls through a BlockBuilder (covers the built-in supernets' ops)."""
+    import numpy as np
+    from tvm import relax
+
+    from hwnas.ir.onnx_emitter import _fold_batch_norm, _present
+
+    class Weights:  # what the emitter's batch-norm folding reads
+        def __init__(self) -> None:
+            self.np = np
+            self.tensors = dict(ir.module.named_parameters()) | dict(ir.module.named_buffers())
+
+        def weight(self, spec: Any) -> Any:
+            return self.tensors[spec.name].detach().numpy()
+
+    w = Weights()
+    readers: dict[str, list[Any]] = {}
+    for op in ir.ops:
+        for tensor in op.inputs:
+            readers.setdefault(tensor, []).append(op)
+    bb = relax.BlockBuilder()
+    params = [
+        relax.Var(s.name, relax.TensorType(shape=s.shape, dtype=s.dtype)) for s in ir.input_specs
+    ]
+    const = lambda a, dtype="float32": relax.const(np.asarray(a, dtype=dtype))  # noqa: E731
+    op_ = relax.op
+    with bb.function("main", params):
+        with bb.dataflow():
+            env: dict[str, Any] = {s.name: p for s, p in zip(ir.input_specs, params, strict=True)}
+            folded: set[str] = set()
+            for op in ir.ops:
+                if op.name in folded:
+                    continue
+                kind, x = op.op, env[op.inputs[0]] if op.inputs else None
+                out = op.outputs[0].name
+                if kind == "aten.conv2d.default":
+                    parts = _present(op, ("weight", "bias"))
+                    weight = w.weight(parts["weight"])
+                    bias = w.weight(parts["bias"]) if "bias" in parts else None
+                    nxt = readers.get(out, [])
+                    if len(nxt) == 1 and nxt[0].op == "aten.batch_norm.default":
+                        weight, bias = _fold_batch_norm(w, nxt[0], weight, bias)  # type: ignore[arg-type]
+                        folded.add(nxt[0].name)
+                        out = nxt[0].outputs[0].name
+                    pad = list(op.attr("padding"))
+                    y = bb.emit(
+                        op_.nn.conv2d(
+                            x,
+                            const(weight),
+                            op.attr("stride"),
+                            pad + pad,
+                            op.attr("dilation"),
+                            op.attr("groups"),
+                        )
+                    )
+                    if bias is not None:
+                        y = bb.emit(op_.add(y, const(bias.reshape(1, -1, 1, 1))))
+                elif kind == "aten.relu.default":
+                    y = bb.emit(op_.nn.relu(x))
+                elif kind == "aten.hardswish.default":
+                    y = bb.emit(
+                        op_.multiply(
+                            x, op_.divide(op_.clip(op_.add(x, const(3.0)), 0, 6), const(6.0))
+                        )
+                    )
+                elif kind == "aten.hardsigmoid.default":
+                    y = bb.emit(op_.clip(op_.add(op_.divide(x, const(6.0)), const(0.5)), 0, 1))
+                elif kind in ("aten.add.Tensor", "aten.mul.Tensor"):
+                    other = (
+                        env[op.inputs[1]]
+                        if len(op.inputs) == 2
+                        else const(w.weight(op.weights[0]))
+                        if op.weights
+                        else const(op.attr("other"), op.outputs[0].dtype)
+                    )
+                    y = bb.emit((op_.add if "add" in kind else op_.multiply)(x, other))
+                elif kind == "aten.mean.dim":
+                    y = bb.emit(
+                        op_.mean(x, axis=list(op.attr("dim")), keepdims=bool(op.attr("keepdim")))
+                    )
+                elif kind in (
+                    "aten.flatten.using_ints",
+                    "aten.reshape.default",
+                    "aten.view.default",
+                ):
+                    y = bb.emit(op_.reshape(x, op.outputs[0].shape))
+                elif kind == "aten.dropout.default":
+                    y = x
+                elif kind == "aten.linear.default":
+                    parts = _present(op, ("weight", "bias"))
+                    bias = const(w.weight(parts["bias"])) if "bias" in parts else None
+                    y = bb.emit(op_.linear(x, const(w.weight(parts["weight"])), bias))
+                elif kind == "aten.transpose.int":
+                    rank = len(ir.tensors[op.inputs[0]].shape)
+                    perm = list(range(rank))
+                    a, b = op.attr("dim0") % rank, op.attr("dim1") % rank
+                    perm[a], perm[b] = perm[b], perm[a]
+                    y = bb.emit(op_.permute_dims(x, perm))
+                elif kind == "aten.expand.default":
+                    source = x if x is not None else const(w.weight(op.weights[0]))
+                    y = bb.emit(op_.broadcast_to(source, op.outputs[0].shape))
+                elif kind == "aten.cat.default":
+                    y = bb.emit(op_.concat([env[t] for t in op.inputs], axis=op.attr("dim")))
+                elif kind == "aten.layer_norm.default":
+                    parts = _present(op, ("weight", "bias"))
+                    gamma, beta = const(w.weight(parts["weight"])), const(w.weight(parts["bias"]))
+                    y = bb.emit(
+                        op_.nn.layer_norm(x, gamma, beta, axes=[-1], epsilon=op.attr("eps"))
+                    )
+                elif kind == "aten.matmul.default":
+                    y = bb.emit(op_.matmul(x, env[op.inputs[1]]))
+                elif kind == "aten.softmax.int":
+                    y = bb.emit(op_.nn.softmax(x, axis=op.attr("dim")))
+                elif kind == "aten.gelu.default":
+                    y = bb.emit(op_.nn.gelu(x))
+                elif kind == "aten.select.int":
+                    index = relax.const(op.attr("index"), "int64")
+                    y = bb.emit(op_.take(x, index, axis=op.attr("dim")))
+                elif kind == "aten.embedding.default":
+                    y = bb.emit(op_.take(const(w.weight(op.weights[0])), x, axis=0))
+                elif kind == "aten.max_pool2d.default":
+                    pad = list(op.attr("padding"))
+                    y = bb.emit(
+                        op_.nn.max_pool2d(
+                            x,
+                            op.attr("kernel_size"),
+                            op.attr("stride"),
+                            pad + pad,
+                            op.attr("dilation"),
+                        )
+                    )
+                else:
+                    raise NotImplementedError(kind)
+                env[out] = y
+            results = [env[t] for t in ir.output_tensors]
+            output = bb.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
+        bb.emit_func_output(output)
+    return bb.get()
+
+
 def _line(row: dict[str, Any]) -> str:
     cells = " | ".join(f"{row[f'{s}_s']:.3f} ({row[f'{s}_cpu_s']:.3f})" for s in (*STAGES, "whole"))
     return (
@@ -329,11 +533,16 @@ def main() -> None:
         action="store_true",
         help="compare ways of building the IR instead (export, fx, record, ops only), CPU ms",
     )
+    parser.add_argument(
+        "--tvm-paths",
+        action="store_true",
+        help="compare ways into TVM Relax instead (ONNX frontend, IR builder, torch frontend)",
+    )
     args = parser.parse_args()
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
-    if args.ir_methods:
-        rows = ir_methods(args)
+    if args.ir_methods or args.tvm_paths:
+        rows = ir_methods(args) if args.ir_methods else tvm_paths(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
         return
