@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: a fresh plugin host per test, and hardware markers' skip reasons."""
+"""Shared pytest fixtures: a fresh plugin host per test, measurement workers per module, and hardware markers' skip reasons."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hwnas import registry
+from hwnas.measurement.isolation import WorkerPool
 from hwnas.plugin_manager import PluginHost
 
 # The session-scoped ``edge_farm`` fixture (emulated aarch64 boards) lives in tests/edge_farm.py,
@@ -32,6 +33,14 @@ def builtin_plugin_host() -> Iterator[PluginHost]:
     registry.use_plugin_host(host)
     yield host
     registry.use_plugin_host(None)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    """Measurement worker processes shared by a test module's measurers, closed after it."""
+    workers = WorkerPool()
+    yield workers
+    workers.close()
 
 
 def _has_nvidia_gpu() -> bool:

@@ -2,7 +2,7 @@
 
 Module-level classes, so the measurement worker process can import them by name.
 The spec's device picks the behaviour: ``fake-replay:ok``, ``:abort``,
-``:segv``, ``:oom``, ``:hang``, ``:perturb``, ``:noisy``; ``fake-remote:lost`` loses
+``:segv``, ``:oom``, ``:hang``, ``:perturb``, ``:noisy``, ``:constant`` (ignores its input); ``fake-remote:lost`` loses
 its "board" on the first attempt (counted in a file next to the artifact).
 """
 
@@ -21,20 +21,36 @@ import numpy as np
 from hwnas import hookimpl
 from hwnas.measurement.artifact import Artifact
 from hwnas.measurement.target import Availability, Runner, Target
+from hwnas.measurement.verification import fixed_inputs, other_inputs, reference_outputs
 
 OUTPUTS = "outputs.npz"
 
 
 class ReplayRunner(Runner):
+    """Plays back the reference outputs recorded at compile time for whichever check inputs are set."""
+
     def __init__(self, artifact: Artifact, behaviour: str) -> None:
         data = np.load(artifact.path(OUTPUTS))
-        self.expected = [data[f"out{i}"] for i in range(len(data.files))]
+        self.samples = [
+            (
+                [data[k] for k in sorted(data.files) if k.startswith(f"s{n}.in")],
+                [data[k] for k in sorted(data.files) if k.startswith(f"s{n}.out")],
+            )
+            for n in range(int(data["samples"]))
+        ]
+        self.expected = self.samples[0][1]
+        self.offset = 0.0  # added to every output
         self.behaviour = behaviour
         self.work = np.ones((32, 32), dtype=np.float32)
         self.calls = 0
 
     def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
         self.inputs = list(inputs)
+        for sample, outputs in self.samples:
+            if all(np.array_equal(a, b) for a, b in zip(sample, self.inputs, strict=True)):
+                self.expected = outputs
+                return
+        raise ValueError("inputs the fake target did not record at compile time")
 
     def run(self) -> None:
         self.calls += 1
@@ -53,7 +69,9 @@ class ReplayRunner(Runner):
     def outputs(self) -> list[np.ndarray]:
         if self.behaviour == "perturb":
             return [o + 0.5 for o in self.expected]
-        return [o.copy() for o in self.expected]
+        if self.behaviour == "constant":  # ignores its input: always the first sample's outputs
+            return [o + self.offset for o in self.samples[0][1]]
+        return [o + self.offset for o in self.expected]
 
     def device_info(self) -> dict[str, Any]:
         return {"pid": os.getpid()}
@@ -71,8 +89,13 @@ class ReplayTarget(Target):
         return {"runtime": "replay-1", "behaviour": self.spec.device}
 
     def compile(self, ir: Any, workdir: Path) -> Artifact:
-        outputs = ir.reference_outputs()
-        np.savez(workdir / OUTPUTS, **{f"out{i}": o for i, o in enumerate(outputs)})
+        first = fixed_inputs(ir)
+        arrays: dict[str, np.ndarray] = {"samples": np.array(2)}
+        for n, inputs in enumerate((first, other_inputs(ir, first))):
+            arrays.update({f"s{n}.in{i}": x for i, x in enumerate(inputs)})
+            outputs = reference_outputs(ir, inputs)
+            arrays.update({f"s{n}.out{i}": o for i, o in enumerate(outputs)})
+        np.savez(workdir / OUTPUTS, **arrays)
         return Artifact.create(
             target=self.name,
             kind=self.kind,
@@ -119,7 +142,7 @@ class CoarseTarget(ReplayTarget):
 
     def load(self, artifact: Artifact, threads: int) -> Runner:
         runner = ReplayRunner(artifact, "ok")
-        runner.expected = [o + 0.01 for o in runner.expected]
+        runner.offset = 0.01
         return runner
 
 

@@ -13,7 +13,6 @@ from measurement_fakes import RegistersMeasurementFakes
 
 from hwnas.errors import ConfigError, MeasurementError
 from hwnas.measurement.cache import MeasurementCache
-from hwnas.measurement.isolation import WorkerPool
 from hwnas.measurement.measurer import Measurer
 from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.measurement.results import Measurement, MeasurementFailure, Statistics
@@ -33,13 +32,6 @@ def tiny_ir():
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
     return GraphIR.from_module(module, (torch.randn(2, 8),), name="tiny")
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool()
-    yield workers
-    workers.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from hwnas.errors import CompileError, ConfigError
-from hwnas.measurement.isolation import WorkerPool
 from hwnas.measurement.measurer import Measurer
 from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.measurement.resolve import resolve_target
@@ -33,13 +32,6 @@ def conv_ir_with_seed(seed: int):
 @pytest.fixture(scope="module")
 def conv_ir():
     return conv_ir_with_seed(0)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool()
-    yield workers
-    workers.close()
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ its unlifted module, which kernel groups are later cut out of.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hwnas.errors import ConfigError
 from hwnas.ir import costs
@@ -38,13 +38,15 @@ _KIND_ALIASES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class TorchTrace:
-    """What tracing a module gave: the exported program and the IR ops."""
+    """What tracing a module gave: the IR ops, and the exported program or the recorded calls they came from."""
 
-    exported: ExportedProgram
+    exported: ExportedProgram | None
     ops: tuple[OpNode, ...]
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     output_tensors: tuple[str, ...]
+    #: :class:`~hwnas.ir.from_forward.RecordedCall` of each op, for an IR built by recording a forward pass
+    calls: tuple[Any, ...] = ()
 
 
 def export_module(
@@ -78,7 +80,7 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _specs(name: str, value: Any) -> tuple[TensorSpec, ...]:
+def output_specs(name: str, value: Any) -> tuple[TensorSpec, ...]:
     """The tensor(s) a node produces; multi-output ops name theirs ``node.i``."""
     if isinstance(value, (tuple, list)):
         return tuple(
@@ -142,21 +144,20 @@ def _walk(exported: ExportedProgram) -> TorchTrace:
             leaves = leaves if isinstance(leaves, (tuple, list)) else (leaves,)
             output_tensors = tuple(tensors[leaf.name].name for leaf in leaves if leaf is not None)
     by_name = {spec.name: spec for spec in tensors.values()}
-    names = (
-        ["output"]
-        if len(output_tensors) == 1
-        else [f"output_{i}" for i in range(len(output_tensors))]
-    )
-    outputs = tuple(
-        TensorSpec(label, by_name[t].shape, by_name[t].dtype)
-        for label, t in zip(names, output_tensors, strict=True)
-    )
     return TorchTrace(
         exported=exported,
         ops=tuple(ops),
         inputs=tuple(inputs),
-        outputs=outputs,
+        outputs=graph_outputs([by_name[t] for t in output_tensors]),
         output_tensors=output_tensors,
+    )
+
+
+def graph_outputs(tensors: Sequence[TensorSpec]) -> tuple[TensorSpec, ...]:
+    """The graph's output specs: named ``output`` (one) or ``output_0``, ``output_1``... (several)."""
+    names = ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
+    return tuple(
+        TensorSpec(label, t.shape, t.dtype) for label, t in zip(names, tensors, strict=True)
     )
 
 
@@ -169,19 +170,59 @@ def _op_node(
 ) -> OpNode:
     from torch.fx import Node
 
-    schema = getattr(node.target, "_schema", None)
+    def tensor_of(value: Any) -> tuple[bool, TensorSpec] | None:
+        if not isinstance(value, Node):
+            return None
+        if value.name in weights:
+            return True, weights[value.name]
+        if value.name in tensors:
+            return False, tensors[value.name]
+        return None
+
+    stack = node.meta.get("nn_module_stack") or {}
+    return op_node(
+        node.name,
+        node.target,
+        node.args,
+        node.kwargs,
+        tensor_of,
+        output_specs(node.name, node.meta.get("val")),
+        str(list(stack.values())[-1][0]) if stack else "",
+        parameter_names,
+        seen_params,
+    )
+
+
+def op_node(
+    name: str,
+    target: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    tensor_of: Callable[[Any], tuple[bool, TensorSpec] | None],
+    outputs: tuple[TensorSpec, ...],
+    module: str,
+    parameter_names: set[str],
+    seen_params: set[str],
+) -> OpNode:
+    """One aten call as an :class:`OpNode`: arguments bound by the op's schema, tensors split from attributes.
+
+    ``tensor_of(value)`` says whether an argument is a tensor: ``(True, spec)``
+    for a weight (parameter, buffer or constant), ``(False, spec)`` for an
+    activation, ``None`` for anything else (which becomes an attribute).
+    ``seen_params`` collects parameters already counted, so each counts once.
+    """
+    schema = _schemas.get(target)
+    if schema is None and hasattr(target, "_schema"):
+        schema = _schemas[target] = _Schema.of(target)
     if schema is not None:
-        raw = schema.name.split("::")[-1]
-        arg_names = [a.name for a in schema.arguments]
-        defaults = {a.name: a.default_value for a in schema.arguments if a.has_default_value()}
-        op_name = str(node.target)
+        raw, arg_names, defaults, op_name = schema
     else:
-        raw = getattr(node.target, "__name__", str(node.target))
-        arg_names = [f"arg{i}" for i in range(len(node.args))]
+        raw = getattr(target, "__name__", str(target))
+        arg_names = [f"arg{i}" for i in range(len(args))]
         defaults = {}
         op_name = raw
-    bound: dict[str, Any] = dict(zip(arg_names, node.args, strict=False))
-    bound.update(node.kwargs)
+    bound: dict[str, Any] = dict(zip(arg_names, args, strict=False))
+    bound.update(kwargs)
 
     activations: list[TensorSpec] = []
     read: list[TensorSpec] = []
@@ -189,35 +230,30 @@ def _op_node(
     by_role: dict[str, TensorSpec] = {}
     for arg in arg_names:
         if arg not in bound:
-            if arg in defaults and not isinstance(defaults[arg], Node):
+            if arg in defaults:
                 attrs[arg] = _plain(defaults[arg])
             continue
         value = bound[arg]
         items = value if isinstance(value, (list, tuple)) else (value,)
-        if any(isinstance(v, Node) for v in items):
-            for v in items:
-                if not isinstance(v, Node):
+        found = [tensor_of(v) for v in items]
+        if any(f is not None for f in found):
+            for f in found:
+                if f is None:
                     continue
-                if v.name in weights:
-                    read.append(weights[v.name])
-                    by_role.setdefault(arg, weights[v.name])
-                elif v.name in tensors:
-                    activations.append(tensors[v.name])
-                    by_role.setdefault(arg, tensors[v.name])
+                is_weight, spec = f
+                (read if is_weight else activations).append(spec)
+                by_role.setdefault(arg, spec)
         else:
             attrs[arg] = _plain(value)
 
-    outputs = _specs(node.name, node.meta.get("val"))
     kind = _kind(raw, attrs, by_role)
     params = 0
     for spec in read:
         if spec.name in parameter_names and spec.name not in seen_params:
             seen_params.add(spec.name)
             params += spec.numel
-    stack = node.meta.get("nn_module_stack") or {}
-    module_path = str(list(stack.values())[-1][0]) if stack else ""
     return OpNode(
-        name=node.name,
+        name=name,
         op=op_name,
         kind=kind,
         inputs=tuple(t.name for t in activations),
@@ -229,8 +265,30 @@ def _op_node(
         bytes_moved=sum(t.nbytes for t in activations)
         + sum(t.nbytes for t in read)
         + sum(t.nbytes for t in outputs),
-        module=module_path,
+        module=module,
     )
+
+
+class _Schema(NamedTuple):
+    """What :func:`op_node` reads from an op's schema (parsing it costs more than the rest of a node)."""
+
+    raw: str
+    arg_names: list[str]
+    defaults: dict[str, Any]
+    op_name: str
+
+    @classmethod
+    def of(cls, target: Any) -> _Schema:
+        schema = target._schema
+        return cls(
+            schema.name.split("::")[-1],
+            [a.name for a in schema.arguments],
+            {a.name: a.default_value for a in schema.arguments if a.has_default_value()},
+            str(target),
+        )
+
+
+_schemas: dict[Any, _Schema] = {}
 
 
 def _plain(value: Any) -> Any:

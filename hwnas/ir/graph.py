@@ -17,6 +17,7 @@ import networkx as nx
 
 from hwnas.errors import ConfigError
 from hwnas.ir.nodes import OpNode, TensorSpec
+from hwnas.notices import log_once
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,11 +25,18 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
     from torch.fx import GraphModule
 
+    from hwnas.ir.from_torch import TorchTrace
     from hwnas.ir.kernels import KernelGroup
     from hwnas.model.search_space import Subnet
     from hwnas.model.supernet import Supernet
 
 JSON_FORMAT = "hwnas-ir/1"
+#: How an IR is turned into ONNX / Relax: hwnas's own emitters (falling back to torch's
+#: exporters for ops they do not know), or torch's exporters only (the slow path kept for comparison).
+LOWERINGS = ("hwnas", "torch")
+#: How a torch module becomes IR ops: one recorded forward pass (fast, falls back to
+#: export for calls it has no rule for), or torch.export.
+TRACERS = ("forward", "export")
 
 # ops whose output shares its input's memory (no new activation bytes)
 VIEW_KINDS = frozenset(
@@ -79,9 +87,15 @@ class GraphIR:
         module: torch.nn.Module | None = None,
         example_inputs: Sequence[torch.Tensor] | None = None,
         exported: ExportedProgram | None = None,
+        calls: Sequence[Any] = (),
         onnx_path: Path | None = None,
         metadata: Mapping[str, Any] | None = None,
+        lowering: str = "hwnas",
     ) -> None:
+        if lowering not in LOWERINGS:
+            raise ConfigError(
+                f"IR lowering {lowering!r} is not known", hint=f"use one of {', '.join(LOWERINGS)}"
+            )
         self.name = name
         self.ops: tuple[OpNode, ...] = tuple(ops)
         self.input_specs: tuple[TensorSpec, ...] = tuple(input_specs)
@@ -93,7 +107,9 @@ class GraphIR:
         self.example_inputs: tuple[torch.Tensor, ...] | None = (
             tuple(example_inputs) if example_inputs is not None else None
         )
-        self.exported = exported
+        self._exported = exported
+        self._calls = tuple(calls)
+        self.lowering = lowering
         self.onnx_path = onnx_path
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.tensors: dict[str, TensorSpec] = {}
@@ -115,16 +131,30 @@ class GraphIR:
         *,
         name: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        tracer: str = "export",
+        lowering: str = "hwnas",
     ) -> GraphIR:
-        """Export a static module (put in eval mode) with ``torch.export`` and build its IR."""
+        """Build the IR of a static module (put in eval mode).
+
+        ``tracer="export"`` (the default, for any model) uses ``torch.export``;
+        ``"forward"`` records one forward pass instead, 20-100x faster, giving
+        the same ops for the calls it knows and falling back to torch.export
+        (logged once) for a module with others.
+        """
         import torch
 
         from hwnas.ir.from_torch import trace
 
+        if tracer not in TRACERS:
+            raise ConfigError(
+                f"IR tracer {tracer!r} is not known", hint=f"use one of {', '.join(TRACERS)}"
+            )
         inputs = (
             (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
         )
-        traced = trace(module, inputs)
+        traced = _recorded(module, inputs) if tracer == "forward" else None
+        if traced is None:
+            traced = trace(module, inputs)
         return cls(
             name=name or type(module).__name__,
             ops=traced.ops,
@@ -136,14 +166,26 @@ class GraphIR:
             module=module,
             example_inputs=inputs,
             exported=traced.exported,
+            calls=traced.calls,
             metadata=metadata,
+            lowering=lowering,
         )
 
     @classmethod
     def from_subnet(
-        cls, supernet: Supernet, module: torch.nn.Module, subnet: Subnet, *, batch: int = 1
+        cls,
+        supernet: Supernet,
+        module: torch.nn.Module,
+        subnet: Subnet,
+        *,
+        batch: int = 1,
+        tracer: str = "forward",
+        lowering: str = "hwnas",
     ) -> GraphIR:
-        """Extract ``subnet`` from the supernet's elastic ``module`` and build the IR of the static result."""
+        """Extract ``subnet`` from the supernet's elastic ``module`` and build the IR of the static result.
+
+        Subnets are recorded from one forward pass by default (``tracer``, see :meth:`from_module`).
+        """
         subnet = supernet.subnet(subnet)
         static = supernet.extract(module, subnet)
         return cls.from_module(
@@ -157,6 +199,8 @@ class GraphIR:
                 "subnet": subnet.to_dict(),
                 "subnet_key": subnet.key,
             },
+            tracer=tracer,
+            lowering=lowering,
         )
 
     @classmethod
@@ -224,9 +268,25 @@ class GraphIR:
         except KeyError:
             raise ConfigError(f"IR {self.name!r} has no op {name!r}") from None
 
+    @property
+    def exported(self) -> ExportedProgram | None:
+        """The module's ``torch.export`` program (exported now if the IR was recorded; ``None`` without torch)."""
+        if self._exported is None and self.module is not None and self.example_inputs is not None:
+            from hwnas.ir.from_torch import export_module
+
+            self._exported = export_module(self.module, self.example_inputs)
+        return self._exported
+
     @cached_property
     def graph_module(self) -> GraphModule | None:
-        """The exported program as an fx module with parameters as attributes (``None`` without torch)."""
+        """The IR's aten calls as an fx module with parameters as attributes; node names are op names.
+
+        ``None`` for an IR without torch.
+        """
+        if self._calls and self.module is not None:
+            from hwnas.ir.from_forward import graph_module
+
+            return graph_module(self.module, self.input_specs, self._calls, self.output_tensors)
         return self.exported.module() if self.exported is not None else None
 
     @cached_property
@@ -249,7 +309,12 @@ class GraphIR:
         group = self.kernel_group(group) if isinstance(group, str) else group
         module, inputs = self.kernel_module(group)
         return GraphIR.from_module(
-            module, inputs, name=f"{self.name}:{group.name}", metadata={"kernel_key": group.key}
+            module,
+            inputs,
+            name=f"{self.name}:{group.name}",
+            metadata={"kernel_key": group.key},
+            tracer="forward",
+            lowering=self.lowering,
         )
 
     def kernel_group(self, name: str) -> KernelGroup:
@@ -285,15 +350,45 @@ class GraphIR:
             for spec, t in zip(self.input_specs, inputs, strict=True)
         }
 
-    def reference_outputs(self) -> list[np.ndarray]:
-        """The torch module's outputs on the example inputs, as numpy arrays in ``output_specs`` order."""
+    def reference_outputs(self, inputs: Sequence[Any] | None = None) -> list[np.ndarray]:
+        """The torch module's outputs, as numpy arrays in ``output_specs`` order.
+
+        On the example inputs, or on ``inputs`` (numpy arrays or tensors of the input specs).
+        """
         import torch
 
-        module, inputs = self._require_torch("reference_outputs")
+        module, example = self._require_torch("reference_outputs")
+        if inputs is not None:
+            example = tuple(x if torch.is_tensor(x) else torch.from_numpy(x) for x in inputs)
         module.eval()
         with torch.no_grad():
-            result = module(*inputs)
+            result = module(*example)
         return [t.detach().cpu().numpy() for t in _tensor_leaves(result)]
+
+    def with_weights(self, module: torch.nn.Module, *, name: str | None = None) -> GraphIR:
+        """The same graph over ``module``'s weights (same state-dict names and shapes), e.g. re-seeded ones."""
+        own = self._require_torch("with_weights")[0].state_dict()
+        other = module.state_dict()
+        if {k: tuple(v.shape) for k, v in own.items()} != {
+            k: tuple(v.shape) for k, v in other.items()
+        }:
+            raise ConfigError(
+                f"IR {self.name!r}: the new module's weights differ in names or shapes from the IR's"
+            )
+        return GraphIR(
+            name=name or self.name,
+            ops=self.ops,
+            input_specs=self.input_specs,
+            output_specs=self.output_specs,
+            output_tensors=self.output_tensors,
+            source=self.source,
+            weights_digest=_state_dict_digest(module),
+            module=module,
+            example_inputs=self.example_inputs,
+            calls=self._calls,
+            metadata=self.metadata,
+            lowering=self.lowering,
+        )
 
     def _require_torch(self, what: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         if self.module is None or self.example_inputs is None:
@@ -306,7 +401,11 @@ class GraphIR:
     # -- lowering ---------------------------------------------------------------------
 
     def to_onnx(self, path: str | Path, *, opset: int = 18) -> Path:
-        """Write the network as ONNX (dynamo exporter, checked with ``onnx.checker``); returns the path."""
+        """Write the network as ONNX; returns the path.
+
+        hwnas's emitter writes it from the IR's ops (batch norm folded); an op
+        it does not know, or ``lowering="torch"``, uses torch's dynamo exporter.
+        """
         from hwnas.ir.lowering import to_onnx
 
         return to_onnx(self, Path(path), opset=opset)
@@ -433,6 +532,22 @@ class GraphIR:
                 for op in self.ops
             ],
         }
+
+
+def _recorded(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> TorchTrace | None:
+    """The module's ops from one recorded forward pass, or ``None`` (logged once per reason) to export instead."""
+    from hwnas.ir.from_forward import record
+    from hwnas.ir.torch_calls import NotRecordable
+
+    try:
+        return record(module, inputs)
+    except NotRecordable as exc:
+        log_once(
+            f"recording {type(module).__name__}: {exc}; building its IR with torch.export "
+            "instead (slower)",
+            logger="hwnas.ir",
+        )
+        return None
 
 
 def _tensor_leaves(value: Any) -> list[Any]:

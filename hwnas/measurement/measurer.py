@@ -16,22 +16,22 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.digests import stable_hash
-from hwnas.errors import CompileError, HwnasError
+from hwnas.errors import CompileError, HwnasError, MeasurementError
 from hwnas.measurement.artifact_store import ArtifactStore
+from hwnas.measurement.probe import probe_ir
 from hwnas.measurement.protocol import DEFAULT_PROTOCOL, MeasurementProtocol
 from hwnas.measurement.resolve import resolve_target
 from hwnas.measurement.results import Measurement, MeasurementFailure, MeasureResult, Statistics
 from hwnas.measurement.timing import WorkerReport, run_measurement, thread_env
 from hwnas.measurement.timing_lock import cores_locked, usable_core_ids
-from hwnas.measurement.verification import fixed_inputs, reference_outputs
+from hwnas.measurement.verification import SIGNAL_MARGIN, Check, make_check
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from hwnas.ir import GraphIR
     from hwnas.measurement.artifact import Artifact
     from hwnas.measurement.cache import MeasurementCache
@@ -84,13 +84,15 @@ class Measurer:
         self._fingerprint = self.target.fingerprint()
         self._fingerprint_hash = stable_hash(self._fingerprint)
         self.artifacts = ArtifactStore(self.artifact_dir, self.target, self._fingerprint_hash)
-        self._references: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        self._lock = threading.Lock()  # guards the references (measure_many runs threads)
+        self._verifications: dict[str, Verification] = {}
+        self._lock = threading.Lock()  # guards the verifications (measure_many runs threads)
+        #: The worker's report of the last measurement run here (its stage times, for benchmarks).
+        self.last_report: WorkerReport | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to a search worker: the worker process starts its own measurement workers.
         state = dict(self.__dict__)
-        state.update(pool=None, _references={}, _lock=None)
+        state.update(pool=None, _verifications={}, _lock=None, last_report=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -132,10 +134,22 @@ class Measurer:
         return self.artifacts.compile(ir)
 
     def run_isolated(
-        self, artifact: Artifact, ir: GraphIR, slot: int = 0
+        self,
+        artifact: Artifact,
+        ir: GraphIR,
+        slot: int = 0,
+        verification: Verification | None = None,
     ) -> tuple[WorkerReport | None, MeasurementFailure | None, int]:
-        """Verify and time ``artifact`` in worker ``slot``; retries when a remote device is lost."""
-        inputs, reference = self.reference(ir)
+        """Verify and time ``artifact`` in worker ``slot``; retries when a remote device is lost.
+
+        ``verification`` (default: :meth:`verification` of ``ir``) says what to
+        check first; a probe it holds is compiled here.
+        """
+        if verification is None:
+            verification = self.verification(ir)
+        probe = None
+        if verification.probe is not None and verification.probe_check is not None:
+            probe = (self.compile(verification.probe), verification.probe_check)
         worker = self.worker(slot)
         # Local timing holds the machine-wide lock of its cores; a remote board times elsewhere.
         cores = () if self.target.remote else usable_core_ids()
@@ -144,7 +158,7 @@ class Measurer:
             with cores_locked(cores) as waited:
                 outcome = worker.call(
                     run_measurement,
-                    (self.target, artifact, inputs, reference, self.protocol, self.threads),
+                    (self.target, artifact, verification.check, self.protocol, self.threads, probe),
                     timeout=self.protocol.timeout_s,
                 )
             if not outcome.ok:
@@ -157,6 +171,7 @@ class Measurer:
             report: WorkerReport = dataclasses.replace(
                 outcome.value, cores=cores, lock_wait_s=waited
             )
+            self.last_report = report
             if report.status == "ok":
                 return report, None, attempt
             if report.status == "device_lost":
@@ -175,17 +190,34 @@ class Measurer:
         env = thread_env(self.threads) if not self.target.remote else {}
         return self.pool.worker(env, slot)
 
-    def reference(self, ir: GraphIR) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The fixed inputs of ``ir`` and the reference outputs every target must reproduce."""
+    def verification(self, ir: GraphIR) -> Verification:
+        """What ``ir``'s artifact is checked with before timing (kept for the last few models).
+
+        Two inputs and their torch references; when those lie within the
+        tolerance of each other (an untrained network), also the same graph
+        with probe weights. Raises :class:`~hwnas.errors.MeasurementError`
+        (failure kind ``unverifiable``) when even that carries no signal.
+        """
         with self._lock:
-            found = self._references.get(ir.key)
+            found = self._verifications.get(ir.key)
             if found is None:
-                inputs = fixed_inputs(ir)
-                found = (inputs, reference_outputs(ir, inputs))
-                if len(self._references) >= REFERENCES_KEPT:
-                    self._references.pop(next(iter(self._references)))
-                self._references[ir.key] = found
+                found = self._verification(ir)
+                if len(self._verifications) >= REFERENCES_KEPT:
+                    self._verifications.pop(next(iter(self._verifications)))
+                self._verifications[ir.key] = found
             return found
+
+    def _verification(self, ir: GraphIR) -> Verification:
+        rtol, atol = self.protocol.rtol, self.protocol.atol
+        assert rtol is not None and atol is not None  # for_target() filled them in
+        check = make_check(ir, rtol, atol)
+        if check.carries_signal:
+            return Verification(check)
+        probe = probe_ir(ir) if getattr(ir, "module", None) is not None else None
+        probe_check = make_check(probe, rtol, atol, weights="probe") if probe is not None else None
+        if probe is None or probe_check is None or not probe_check.carries_signal:
+            raise self._failure(ir, "unverifiable", _no_signal(ir, check, probe_check)).to_error()
+        return Verification(check, probe, probe_check)
 
     def _failure(
         self, ir: GraphIR, kind: str, reason: str, tb: str = "", seconds: float = 0.0
@@ -202,17 +234,37 @@ class Measurer:
             artifact = self.compile(ir)
         except HwnasError as exc:
             return self._failure(ir, "compile", exc.message, traceback.format_exc())
-        report, failure, retries = self.run_isolated(artifact, ir, slot)
+        try:
+            verification = self.verification(ir)
+        except MeasurementError as exc:
+            failure = getattr(exc, "failure", None)
+            if isinstance(failure, MeasurementFailure):
+                return failure
+            raise
+        except HwnasError as exc:  # the reference itself did not run
+            return self._failure(ir, "error", exc.message, traceback.format_exc())
+        try:
+            report, failure, retries = self.run_isolated(artifact, ir, slot, verification)
+        except HwnasError as exc:  # the probe did not compile
+            return self._failure(ir, "compile", exc.message, traceback.format_exc())
         if failure is not None:
             return failure
         assert report is not None
-        measurement = self._measurement(ir, artifact, report, retries, time.perf_counter() - start)
+        measurement = self._measurement(
+            ir, artifact, report, retries, time.perf_counter() - start, verification
+        )
         if self.cache is not None:
             self.cache.put(self.cache_key(ir), measurement, target=self.target.label)
         return measurement
 
     def _measurement(
-        self, ir: GraphIR, artifact: Artifact, report: WorkerReport, retries: int, seconds: float
+        self,
+        ir: GraphIR,
+        artifact: Artifact,
+        report: WorkerReport,
+        retries: int,
+        seconds: float,
+        verification: Verification,
     ) -> Measurement:
         attempts = report.attempts
         kept = min(range(len(attempts)), key=lambda i: Statistics.of(attempts[i]).cv)
@@ -248,6 +300,7 @@ class Measurer:
             compile_s=artifact.compile_s,
             measure_s=seconds,
             created=time.time(),
+            verification=verification.describe(),
         )
 
     def measure(self, ir: GraphIR) -> Measurement:
@@ -297,6 +350,38 @@ class Measurer:
                 for future in [executor.submit(job, i) for i in range(len(models))]:
                     future.result()
         return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How one model is checked before timing: its own two-input check, and a probe if that has no signal."""
+
+    check: Check
+    probe: GraphIR | None = None
+    probe_check: Check | None = None
+
+    def describe(self) -> str:
+        own = f"2 inputs, own weights (signal {self.check.signal:.3g}x tolerance)"
+        if self.probe_check is None:
+            return own
+        return (
+            f"{own}, and probe weights (signal {self.probe_check.signal:.3g}x tolerance): "
+            "the own outputs barely depend on the input"
+        )
+
+
+def _no_signal(ir: GraphIR, check: Check, probe: Check | None) -> str:
+    """Why a model cannot be checked: its outputs (and its probe's, if any) do not depend on the input."""
+    found = (
+        f"the reference outputs for two different inputs differ by at most {check.signal:.2g}x "
+        f"the tolerance (needed: {SIGNAL_MARGIN:g}x), so a lowering that ignored its input "
+        "would pass the check"
+    )
+    if probe is not None:
+        found += f"; with re-seeded probe weights too ({probe.signal:.2g}x)"
+    elif getattr(ir, "module", None) is None:
+        found += " (an ONNX model: hwnas cannot re-seed its weights to probe it)"
+    return found
 
 
 def measure(

@@ -52,6 +52,8 @@ class Measurement:
     measure_s: float = field(default=0.0, compare=False)
     created: float = field(default=0.0, compare=False)
     cached: bool = field(default=False, compare=False)
+    #: What the outputs were checked with before timing (inputs, whose weights, how much signal).
+    verification: str = field(default="", compare=False)
 
     @property
     def median_ms(self) -> float:
@@ -93,7 +95,8 @@ class MeasurementFailure:
     """A measurement that gave no latency, and why.
 
     ``kind`` is one of ``compile``, ``mismatch`` (outputs differ from the
-    reference), ``crash``, ``timeout``, ``device_lost``, ``error``.
+    reference), ``unverifiable`` (the reference outputs do not depend on the
+    input, so no check could fail), ``crash``, ``timeout``, ``device_lost``, ``error``.
     """
 
     target: str
@@ -114,6 +117,8 @@ class MeasurementFailure:
 
 _FAILURE_HINTS = {
     "mismatch": "the compiled model computes something else than torch; the target is wrong for this model",
+    "unverifiable": "the model's outputs barely depend on its input (untrained or degenerate weights); "
+    "load trained weights, or give a torch model so hwnas can probe it with re-seeded weights",
     "timeout": "raise MeasurementProtocol.timeout_s, or check that the runtime does not hang",
     "crash": "the runtime crashed on this model; the log tail above says where",
     "device_lost": "the device went away and no other one took over; check the board farm",

@@ -1,13 +1,17 @@
-"""Checking a compiled model against its reference: fixed inputs, the reference outputs, and the comparison.
+"""Checking a compiled model against its reference: inputs, reference outputs, whether they carry signal, the comparison.
 
-Every target is held to the same check before it is timed; the check runs in
-the worker (:mod:`hwnas.measurement.timing`), the reference in the parent.
+Every target is held to the same check before it is timed: two different
+inputs, each compared with torch. A check whose two reference outputs lie
+within the tolerance of each other could not tell a lowering that ignores
+its input from a right one, so it does not count (:attr:`Check.signal`).
+The check runs in the worker (:mod:`hwnas.measurement.timing`), the reference in the parent.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
@@ -16,6 +20,55 @@ if TYPE_CHECKING:
     import numpy as np
 
     from hwnas.ir import GraphIR
+
+#: A check counts when, for some output value, the two inputs' references differ by at least
+#: this many times the tolerance: then no output that ignores the input can pass both.
+SIGNAL_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """Inputs a compiled model must turn into the reference outputs, for two different inputs.
+
+    ``signal`` is how far apart the two references are, in tolerances (see
+    :func:`signal`); ``weights`` says whose: ``"own"``, or ``"probe"`` for
+    re-seeded weights (:mod:`hwnas.measurement.probe`) when the own ones carry none.
+    """
+
+    inputs: tuple[tuple[np.ndarray, ...], ...]
+    references: tuple[tuple[np.ndarray, ...], ...]
+    signal: float
+    weights: str = "own"
+
+    @property
+    def carries_signal(self) -> bool:
+        return self.signal >= SIGNAL_MARGIN
+
+
+def make_check(ir: GraphIR, rtol: float, atol: float, *, weights: str = "own") -> Check:
+    """The two-input check of ``ir``: its fixed inputs and a second, different set; their references."""
+    first = fixed_inputs(ir)
+    samples = (tuple(first), tuple(other_inputs(ir, first)))
+    references = tuple(tuple(reference_outputs(ir, list(inputs))) for inputs in samples)
+    return Check(samples, references, signal(references[0], references[1], rtol, atol), weights)
+
+
+def signal(
+    first: Sequence[np.ndarray], second: Sequence[np.ndarray], rtol: float, atol: float
+) -> float:
+    """Largest difference between two reference outputs, in units of the tolerance ``atol + rtol |x|``."""
+    import numpy as np
+
+    best = 0.0
+    for a, b in zip(first, second, strict=True):
+        a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a64.shape != b64.shape or a64.size == 0:
+            continue
+        scale = atol + rtol * np.maximum(np.abs(a64), np.abs(b64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(a64 - b64) / scale  # 0/0 (equal, no tolerance) and NaNs count as nothing
+        best = max(best, float(np.nan_to_num(ratio, nan=0.0, posinf=math.inf).max()))
+    return best
 
 
 def compare_outputs(
@@ -69,11 +122,30 @@ def fixed_inputs(ir: GraphIR) -> list[np.ndarray]:
     return arrays
 
 
+def other_inputs(ir: GraphIR, first: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A second set of inputs unlike ``first``: fresh normal floats, and ids shuffled among the
+    example's own (so they stay valid for any embedding the model has)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    arrays = []
+    for array in first:
+        if array.dtype.kind == "f":
+            arrays.append(rng.standard_normal(array.shape).astype(array.dtype))
+        else:
+            flat = array.reshape(-1).copy()
+            rng.shuffle(flat)
+            if np.array_equal(flat, array.reshape(-1)):  # one value everywhere, or unlucky
+                flat = np.roll(np.sort(flat), 1)
+            arrays.append(flat.reshape(array.shape))
+    return arrays
+
+
 def reference_outputs(ir: GraphIR, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """What a correct target computes: the torch module's outputs, or for an ONNX model
-    onnxruntime's with every graph optimisation off (the plain reading of the ONNX graph)."""
+    """What a correct target computes on ``inputs``: the torch module's outputs, or for an ONNX
+    model onnxruntime's with every graph optimisation off (the plain reading of the ONNX graph)."""
     if getattr(ir, "module", None) is not None:
-        return [_as_numpy(x) for x in ir.reference_outputs()]
+        return [_as_numpy(x) for x in ir.reference_outputs(inputs)]
     onnx_path = getattr(ir, "onnx_path", None)
     if onnx_path is None:
         raise ConfigError(

@@ -86,14 +86,16 @@ def subnet_accuracy(
     """
     import torch
 
-    from hwnas.model.bn_calibration import calibrate_subnet
+    from hwnas.model.bn_calibration import calibrate_subnet, image_layout
 
-    static = calibrate_subnet(supernet, module, subnet, data.calibration.batches(batch_size))
+    static = calibrate_subnet(
+        supernet, module, subnet, data.calibration.batches(batch_size), channels_last=True
+    )
     correct = 0
     total = 0
     with torch.no_grad():
         for x, y in data.split(split).batches(batch_size):
-            logits = static(supernet.adapt_input(x, subnet))
+            logits = static(image_layout(supernet.adapt_input(x, subnet)))
             correct += int((logits.argmax(dim=1) == y).sum())
             total += int(y.shape[0])
     return correct / total

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, MeasurementError
 from hwnas.measurement.artifact import Artifact
 from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.measurement.target import Availability, Target, TargetSpec
@@ -243,7 +243,16 @@ def _check_model(
     ir = model.ir()
     where = f"{target.name}/{model.name}"
     measurer = Measurer(target, protocol, cache=None, artifact_dir=root / "artifacts", pool=pool)
-    measurement = measurer.measure(ir)  # compiles, checks outputs against torch in the worker
+    try:  # compiles, then checks outputs for two different inputs in the worker, then times
+        measurement = measurer.measure(ir)
+    except MeasurementError as exc:
+        failure = getattr(exc, "failure", None)
+        if failure is not None and failure.kind == "mismatch" and "input set 2" in failure.reason:
+            raise ConformanceError(
+                f"{where}: outputs for a second set of inputs are wrong ({failure.reason}); the "
+                "runner must compute on the inputs it is given, not replay earlier results"
+            ) from None
+        raise ConformanceError(f"{where}: measuring failed: {exc.message}") from None
     artifact = measurer.compile(ir)  # the same artifact, from the store
     _check_artifact(target, artifact, ir)
     require(

@@ -7,7 +7,9 @@ themselves stay torch-free until a network is built.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,23 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "identity": nn.Identity,
 }
+
+
+def uninitialised(cls: type[nn.Module], *args: Any, **kwargs: Any) -> nn.Module:
+    """``cls(*args, **kwargs)`` without drawing its initial weights: for a static layer whose
+    weights are copied in next (drawing them was half the time of extracting a large subnet)."""
+    layer = _skipping_init(cls)(*args, **kwargs)
+    layer.__class__ = cls  # a plain nn.Conv2d / nn.Linear from here on
+    return layer
+
+
+@functools.cache
+def _skipping_init(cls: type[nn.Module]) -> type[nn.Module]:
+    class Uninitialised(cls):  # type: ignore[misc, valid-type]
+        def reset_parameters(self) -> None:
+            pass
+
+    return Uninitialised
 
 
 def activation(name: str) -> nn.Module:
@@ -105,7 +124,8 @@ class ElasticConv2d(nn.Module):
     def to_static(self, in_channels: int) -> nn.Conv2d:
         weight = self.active_weight(in_channels).detach()
         out = weight.shape[0]
-        conv = nn.Conv2d(
+        conv = uninitialised(
+            nn.Conv2d,
             in_channels,
             out,
             self.active_kernel,
@@ -179,7 +199,7 @@ class ElasticLinear(nn.Module):
         return F.linear(x, weight, bias)
 
     def to_static(self, in_features: int) -> nn.Linear:
-        linear = nn.Linear(in_features, self.active_out, bias=self.bias is not None)
+        linear = uninitialised(nn.Linear, in_features, self.active_out, bias=self.bias is not None)
         with torch.no_grad():
             linear.weight.copy_(self.weight[: self.active_out, :in_features])
             if self.bias is not None:
