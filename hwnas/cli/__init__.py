@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Compile a chosen subnet into a deployable artifact directory.",
     ),
     "verify": ("hwnas.cli.verify_cmd:verify", "Check an exported artifact's files and outputs."),
+    "lut": ("hwnas.cli.lut_cmd:lut", "Build or show a per-kernel latency table for a target."),
 }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 import hwnas
 from hwnas import Predictor, PredictorSettings
+from hwnas_plugins.predictors.feature_scaling import Standardiser
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,12 @@ class LeastAbsolutePredictor(Predictor):
         from sklearn.linear_model import QuantileRegressor
 
         # Standardised columns keep the programme well scaled; constant columns are dropped.
-        self._mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self._keep = scale > 0
-        self._scale = np.where(self._keep, scale, 1.0)
+        self._scaling = Standardiser(X)
         self._model: Any = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs")
         self._model.fit(self._standardised(X), y)
 
     def _standardised(self, X: np.ndarray) -> np.ndarray:
-        Z = ((X - self._mean) / self._scale)[:, self._keep]
+        Z = self._scaling(X)[:, self._scaling.varying]
         return Z if Z.shape[1] else np.zeros((len(X), 1))
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 import hwnas
 from hwnas import Predictor, PredictorSettings
+from hwnas_plugins.predictors.feature_scaling import Standardiser
 
 
 class _SklearnPredictor(Predictor):
@@ -57,10 +58,8 @@ class RidgePredictor(Predictor):
     settings_class = RidgeSettings
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self._scale = np.where(scale > 0, scale, 1.0)
-        Z = (X - self._mean) / self._scale
+        self._scaling = Standardiser(X)
+        Z = self._scaling(X)
         self._offset = float(y.mean())
         centred = y - self._offset
         U, s, Vt = np.linalg.svd(Z, full_matrices=False)
@@ -77,7 +76,7 @@ class RidgePredictor(Predictor):
                 self._weights = Vt.T @ (s / (s**2 + alpha) * projected)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self._mean) / self._scale) @ self._weights + self._offset
+        return self._scaling(X) @ self._weights + self._offset
 
 
 @dataclass(frozen=True)
