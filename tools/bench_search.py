@@ -192,15 +192,16 @@ def predictor_table(device: str, sizes: Sequence[int], seeds: int) -> str:
         for op in nb201_cell.OPS
     }
     testable = np.array([a not in references for a in archs])
+    structure_only = statistic_features(stats[:, :-1])
     rows = [
         ("lstsq", "5 op counts (the baseline)", op_counts),
-        ("lstsq", "genes + structure", structure),
-        ("lad", "genes + structure", structure),
-        ("ridge", "genes one-hot only", genes),
+        *(
+            (name, "structure", structure_only)
+            for name in ("lstsq", "lad", "ridge", "svr", "mlp", "gbdt")
+        ),
         ("ridge", "genes + structure", structure),
-        ("svr", "genes + structure", structure),
-        ("mlp", "genes + structure", structure),
         ("gbdt", "genes + structure", structure),
+        ("ridge", "genes one-hot only", genes),
         ("kernel-lut", "26-network LUT, live edges", None),
     ]
     lines = [

@@ -66,7 +66,7 @@ class LinasSettings(StrategySettings):
     predictor_for: tuple[tuple[str, str], ...] = ()
     feature_sets: tuple[str, ...] = tuple(FEATURE_SETS)
     use_statistics: bool = True
-    portfolio: int = 2
+    portfolio: int = 3
     costly_shortlist: int = 4
     min_distance: int = 2
     inner_population: int = 50
