@@ -233,6 +233,9 @@ class LinasStrategy(Strategy):
             seen.add(signature)
             share = -(-(n - len(chosen)) // (s.portfolio - rank))
             X, F, G = self._scored(predictors, measured, shortlist)
+            if shortlist is None and self._grid is None:
+                # one inner search (on the best models) is enough: the others score its archive
+                shortlist = X
             chosen += self._best_unknown(X, F, G, share, also_avoid=chosen)
         if len(chosen) < n:
             X, F, G = self._scored(self._fit(measured), measured, shortlist)
