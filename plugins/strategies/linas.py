@@ -176,7 +176,13 @@ class LinasStrategy(Strategy):
         common = {"genes": self.tools.features(X)}
         if not (statistics and self._use_statistics):
             return {m: common for m in self.metrics}
-        stats = self._statistics(X)
+        assert self.statistics is not None
+        # the grid's blocks are kept whole, so its statistics need no per-row cache
+        stats = (
+            self.statistics.compute_encoded(self.space, X)
+            if X is self._grid
+            else self._statistics(X)
+        )
         common["statistics"] = statistic_features(stats)
         return {
             m: common | {"prior": statistic_features(stats[:, [self._priors[m]]])}
