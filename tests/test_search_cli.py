@@ -88,6 +88,11 @@ def test_search_nb201_end_to_end_and_resume(plugin_host, tmp_path: Path, capsys)
         (["--set", "population_size"], "expected NAME=VALUE"),
         (["--set", "population_size=big"], "cannot read 'big' as int"),
         (["--budget", "0"], "budget must be at least 1"),
+        (["--statistics", "ir"], "--statistics is for supernet searches"),
+        (
+            ["--objectives", "accuracy,latency@jetson"],
+            "no NAS-Bench-201 latency table for device 'jetson'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(
@@ -108,6 +113,12 @@ def test_bad_input_exits_2_with_one_clear_message(
     assert code == 2
     assert message in stderr and stderr.startswith("error: ") and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) <= 2
+
+
+def test_unknown_statistics_exit_2(plugin_host, tmp_path: Path, capsys) -> None:
+    args = ["search", "--target", "torch:cpu", "--statistics", "ir,flops", "--out", str(tmp_path)]
+    code, _, stderr = _run(args, capsys)
+    assert code == 2 and "--statistics: unknown 'flops'" in stderr and "Traceback" not in stderr
 
 
 def test_unknown_supernet_exits_2(plugin_host, tmp_path: Path, capsys) -> None:
