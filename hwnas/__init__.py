@@ -90,6 +90,8 @@ _LAZY: dict[str, str] = {
     "hypervolume": "hwnas.search_core.objectives",
     "normalisation_bounds": "hwnas.search_core.objectives",
     "BUILTIN_OBJECTIVES": "hwnas.search_core.objectives",
+    "FreeStatistics": "hwnas.search_core.free_statistics",
+    "TableStatistics": "hwnas.search_core.free_statistics",
     "Strategy": "hwnas.search_core.strategy",
     "StrategySettings": "hwnas.search_core.strategy",
     "Predictor": "hwnas.search_core.predictor",
@@ -141,6 +143,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from hwnas.registry import predictor_class
     from hwnas.search_core.api import SearchResult, search
     from hwnas.search_core.evaluator import Evaluation, Metrics, ObjectiveProvider
+    from hwnas.search_core.free_statistics import FreeStatistics, TableStatistics
     from hwnas.search_core.objectives import (
         BUILTIN_OBJECTIVES,
         Constraint,

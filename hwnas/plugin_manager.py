@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hwnas_plugins.strategies.linas",
     "hwnas_plugins.predictors.sklearn_predictors",
     "hwnas_plugins.predictors.kernel_lut",
+    "hwnas_plugins.predictors.linear_predictors",
     "hwnas_plugins.supernets.mobilenet_v3",
     "hwnas_plugins.supernets.resnet",
     "hwnas_plugins.supernets.transformer",

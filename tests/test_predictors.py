@@ -9,7 +9,7 @@ from hwnas.errors import ConfigError, HwnasError
 from hwnas.registry import predictor_class, predictor_classes
 from hwnas.search_core.predictor import PredictionQuality, Predictor, prediction_quality
 
-VECTOR_PREDICTORS = ("ridge", "svr", "mlp", "gbdt")
+VECTOR_PREDICTORS = ("ridge", "svr", "mlp", "gbdt", "lstsq", "lad")
 
 
 def _learnable(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -28,12 +28,11 @@ def test_builtin_predictors_are_registered(plugin_host) -> None:
 
 
 @pytest.mark.parametrize("name", VECTOR_PREDICTORS)
-@pytest.mark.parametrize("log_target", [False, True])
-def test_vector_predictors_learn_and_report_quality(
-    plugin_host, name: str, log_target: bool
-) -> None:
+@pytest.mark.parametrize("target", ["raw", "log"])
+def test_vector_predictors_learn_and_report_quality(plugin_host, name: str, target: str) -> None:
     X, y = _learnable(260)
-    predictor = predictor_class(name).with_log_target(log_target).fit(X[:160], y[:160])
+    predictor = predictor_class(name).with_target(target).fit(X[:160], y[:160])
+    assert predictor.target == target
     predicted = predictor.predict(X[160:])
     assert predicted.shape == (100,)
     quality = predictor.quality(X[160:], y[160:])
@@ -68,7 +67,9 @@ def test_predictor_input_checks(plugin_host) -> None:
     with pytest.raises(ConfigError, match="NaN"):
         ridge().fit(np.array([[0.0], [np.nan]]), [1.0, 2.0])
     with pytest.raises(ConfigError, match="positive"):
-        ridge.with_log_target(True).fit(np.eye(3), [1.0, 0.0, 2.0])
+        ridge.with_target("log").fit(np.eye(3), [1.0, 0.0, 2.0])
+    with pytest.raises(ConfigError, match="unknown target 'sqrt'"):
+        ridge.with_target("sqrt")
     with pytest.raises(ConfigError, match="takes RidgeSettings"):
         ridge(predictor_class("svr").settings_class())
     with pytest.raises(ConfigError, match="at least 2"):
@@ -104,8 +105,7 @@ def test_kernel_lut_measures_each_kernel_once_and_corrects_the_sum(plugin_host) 
     plain = lut_class(
         lut_class.settings_class(correction="none"), measure_kernel=measure_kernel
     ).fit(archs[:80], y[:80])
-    corrected = lut_class.with_log_target(True)
-    corrected.measure_kernel = measure_kernel
+    corrected = lut_class(measure_kernel=measure_kernel)
     corrected.fit(archs[:80], y[:80])
     assert sorted(set(calls)) == sorted(
         calls[: len(set(calls))]
@@ -120,6 +120,45 @@ def test_kernel_lut_measures_each_kernel_once_and_corrects_the_sum(plugin_host) 
     assert corrected.correction == "ridge"  # chosen by cross-validation
     assert corrected_quality.within_10pct >= 0.95, corrected_quality
     assert corrected_quality.kendall_tau > plain_quality.kendall_tau - 0.01
+
+
+def test_kernel_lut_repairs_an_additive_table_error(plugin_host) -> None:
+    """A table whose reference kernel was timed 2 ms slow puts every sum off by the same
+    amount: the additive correction removes it, a multiplicative (log-scale) one cannot."""
+    archs, _, costs = _kernel_world(300)
+    y = np.array([sum(costs[k] for k in a) for a in archs])
+    table = dict(costs) | {"fc": costs["fc"] - 2.0}
+    lut_class = predictor_class("kernel-lut")
+    raw = lut_class(table=table).fit(archs[:60], y[:60])
+    logged = lut_class(lut_class.settings_class(target="log"), table=table).fit(archs[:60], y[:60])
+    assert raw.correction in ("constant", "affine", "ridge")
+    assert raw.quality(archs[60:], y[60:]).within_10pct > 0.99
+    assert logged.quality(archs[60:], y[60:]).within_10pct < 0.9
+
+
+def test_auto_target_is_chosen_by_held_out_error(plugin_host) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 3, size=(120, 5)).astype(float)
+    additive = 1.0 + X @ np.array([2.0, 1.0, 0.5, 3.0, 0.2])
+    multiplicative = np.exp(0.1 + X @ np.array([0.6, 0.3, 0.2, 0.5, 0.1]))
+    assert predictor_class("lstsq")().fit(X, additive).target == "raw"
+    assert predictor_class("lstsq")().fit(X, multiplicative).target == "log"
+    assert predictor_class("lstsq")().fit(X, additive - 5.0).target == "raw"  # not all positive
+
+
+def test_fits_run_single_threaded_even_after_scipy_loaded(plugin_host) -> None:
+    """The limiter must see the BLAS and OpenMP pools scipy and scikit-learn load, not only numpy's."""
+    from threadpoolctl import threadpool_info
+
+    from hwnas.search_core.predictor import single_threaded
+
+    X, y = _learnable(60)
+    predictor_class("ridge")().fit(X, y)
+    predictor_class("lad")().fit(X, y)
+    with single_threaded():
+        pools = threadpool_info()
+    assert any("scipy" in (p.get("filepath") or "") for p in pools) or len(pools) >= 2
+    assert all(p["num_threads"] == 1 for p in pools), pools
 
 
 def test_kernel_lut_needs_a_measurer_for_unknown_kernels(plugin_host) -> None:

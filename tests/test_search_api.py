@@ -320,7 +320,7 @@ def test_a_fitted_predictor_serves_as_a_proxy_objective(plugin_host) -> None:
 
     space = conditional_space()
     samples = [space.sample(i) for i in range(40)]
-    latency = predictor_class("ridge").with_log_target(True)
+    latency = predictor_class("ridge").with_target("log")
     latency.fit(
         space.features_matrix(samples), [conditional_evaluate(s)["latency"] for s in samples]
     )

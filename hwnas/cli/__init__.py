@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hwnas.cli.report_cmd:report",
         "Write an HTML report of search runs and bench results.",
     ),
+    "lut": ("hwnas.cli.lut_cmd:lut", "Build or show a per-kernel latency table for a target."),
 }
 
 

@@ -1,7 +1,8 @@
 """``hwnas search``: run a resumable multi-objective search and write its run directory.
 
 It searches a supernet (the embedded default, ``--supernet`` or ``--checkpoint``)
-measured on a target, or the NAS-Bench-201 tables (``--space nb201``).
+measured on a target, or the NAS-Bench-201 tables (``--space nb201``: the cells
+with a known accuracy; ``nb201-full``: all 15,625, a surrogate accuracy for the rest).
 """
 
 from __future__ import annotations
@@ -23,8 +24,19 @@ if TYPE_CHECKING:
 @click.option(
     "--space",
     "space_name",
-    type=click.Choice(["nb201"]),
-    help="Search a benchmark table instead of a supernet.",
+    type=click.Choice(["nb201", "nb201-full"]),
+    help="Search the NAS-Bench-201 tables instead of a supernet (nb201-full: every cell, "
+    "a surrogate accuracy where the table has none).",
+)
+@click.option(
+    "--latency-table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --space: latency CSV (arch_string, <device>_latency_ms columns).",
+)
+@click.option(
+    "--accuracy-table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --space: accuracy CSV (arch_string and a column ending in 'accuracy').",
 )
 @click.option(
     "--supernet", help="Supernet to search (a registered name; default: the embedded trained one)."
@@ -50,14 +62,14 @@ if TYPE_CHECKING:
 @click.option(
     "--target",
     "-t",
-    required=True,
-    help="Where latency is measured; for --space nb201: raspi4 or pixel3.",
+    help="Where latency is measured; for --space nb201: a device of the table (raspi4, pixel3).",
 )
 @click.option(
     "--objectives",
     default="accuracy,latency",
     show_default=True,
-    help="Comma-separated objectives.",
+    help="Comma-separated objectives; latency@DEVICE (or latency:DEVICE) names a table's "
+    "device, e.g. accuracy,latency@raspi4,latency@pixel3.",
 )
 @click.option(
     "--strategy",
@@ -89,6 +101,15 @@ if TYPE_CHECKING:
     "--resume",
     is_flag=True,
     help="Continue the search stored in --out without repeating evaluations.",
+)
+@click.option(
+    "--statistics",
+    "statistics_spec",
+    default="",
+    metavar="LIST",
+    help="Supernet searches: free statistics for strategies that use them (linas), any of "
+    "ir (MACs, params, memory from each subnet's IR), lut (the per-kernel table of --target, "
+    "see `hwnas lut build`), proxies (zero-cost accuracy proxies). NAS-Bench-201 always has them.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -136,18 +157,21 @@ if TYPE_CHECKING:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def search(
     space_name: str | None,
+    latency_table: Path | None,
+    accuracy_table: Path | None,
     supernet: str | None,
     preset: str | None,
     checkpoint: Path | None,
     data: str | None,
     repeats: int,
-    target: str,
+    target: str | None,
     objectives: str,
     strategy: str,
     budget: int,
     constraints: tuple[str, ...],
     out: Path,
     resume: bool,
+    statistics_spec: str,
     seed: int,
     batch_size: int | None,
     workers: int,
@@ -164,6 +188,9 @@ def search(
 
     Example: hwnas search --space nb201 --target raspi4 --strategy linas
     --budget 200 --constraint 'latency<=20ms' --out runs/nb201-linas
+
+    Three objectives: hwnas search --space nb201-full --strategy linas
+    --objectives accuracy,latency@raspi4,latency@pixel3 --out runs/nb201-3obj
     """
     from hwnas.cli.options import parse_pairs
     from hwnas.errors import ConfigError, StrategyError
@@ -179,10 +206,14 @@ def search(
             raise ConfigError("give either --space or --supernet/--checkpoint, not both")
         if searched != ("fp32",) or calibration is not None:
             raise ConfigError("--precision/--calibration apply to supernet searches, not --space")
-        problem = _table_problem(target, parsed)
+        if statistics_spec:
+            raise ConfigError("--statistics is for supernet searches; NAS-Bench-201 has its own")
+        problem = _table_problem(space_name, target, parsed, latency_table, accuracy_table)
     else:
         if calibration is not None and "int8" not in searched:
             raise ConfigError("--calibration is for int8: add --precision fp32,int8")
+        if latency_table or accuracy_table:
+            raise ConfigError("--latency-table and --accuracy-table go with --space")
         protocol = MeasurementProtocol(repeats=repeats, rtol=rtol, atol=atol)
         problem = _supernet_problem(
             supernet,
@@ -196,6 +227,7 @@ def search(
             searched,
             load_calibration(calibration) if calibration is not None else None,
         )
+        problem["statistics"] = _supernet_statistics(statistics_spec, problem, target)
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     pairs = parse_pairs(settings, example="population_size=20")
@@ -215,6 +247,7 @@ def search(
                 executor=_executor_spec(executor, workers),
                 settings=pairs,
                 candidates=problem["candidates"],
+                statistics=problem.get("statistics"),
                 progress=bar.update,
                 metadata=problem.get("metadata"),
             )
@@ -241,7 +274,7 @@ def _supernet_problem(
     preset: str | None,
     checkpoint: Path | None,
     data: str | None,
-    target: str,
+    target: str | None,
     protocol: MeasurementProtocol,
     objectives: tuple[Any, ...],
     constraints: tuple[str, ...],
@@ -276,19 +309,98 @@ def _supernet_problem(
         "objectives": objectives,
         "candidates": None,
         "metadata": metadata,
+        "loaded": loaded,
+        "data": data,
     }
 
 
-def _table_problem(target: str, objectives: tuple[Any, ...]) -> dict[str, Any]:
-    from hwnas.search_core import nb201
+STATISTICS = ("ir", "lut", "proxies")
+# the proxies a search computes (tools/bench_zero_cost.py measures each against accuracy)
+SEARCH_PROXIES = ("jacob_cov", "synflow", "grad_norm")
 
-    tables = nb201.NB201Tables.load()
+
+def _supernet_statistics(spec: str, problem: dict[str, Any], target: str | None) -> Any:
+    """The free statistics ``--statistics`` asks for, sharing the providers' IR cache."""
+    from hwnas.errors import ConfigError
+
+    wanted = [w.strip() for w in spec.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in STATISTICS]
+    if unknown:
+        raise ConfigError(
+            f"--statistics: unknown {', '.join(map(repr, unknown))}",
+            hint=f"choose from {', '.join(STATISTICS)}",
+        )
+    if not wanted:
+        return None
+    from hwnas.search_core.subnet_objectives import SubnetModels
+    from hwnas.search_core.supernet_statistics import SupernetStatistics
+
+    loaded = problem["loaded"]
+    models = next(
+        (p.models for p in problem["evaluate"] if hasattr(p, "models")),
+        None,
+    ) or SubnetModels(loaded.supernet, loaded.module)
+    table = None
+    if "lut" in wanted:
+        from hwnas.measurement.kernel_table import KernelTable, table_path
+        from hwnas.measurement.resolve import resolve_target
+
+        if not target:
+            raise ConfigError("--statistics lut needs --target (the table is per target)")
+        resolved = resolve_target(target)
+        table = KernelTable.for_target(resolved)
+        if not table.kernels:
+            raise ConfigError(
+                f"no kernel table for {resolved.label} at {table_path(resolved)}",
+                hint=f"build it first: hwnas lut build --target '{target}'",
+            )
+    batch = None
+    if "proxies" in wanted:
+        batch = next(iter(loaded.data(problem["data"]).calibration.batches(64)))
+    return SupernetStatistics(
+        models,
+        kernel_table=table,
+        proxies=SEARCH_PROXIES if "proxies" in wanted else (),
+        batch=batch,
+    )
+
+
+def _table_problem(
+    space_name: str,
+    target: str | None,
+    objectives: tuple[Any, ...],
+    latency_table: Path | None,
+    accuracy_table: Path | None,
+) -> dict[str, Any]:
+    from hwnas.errors import ConfigError
+    from hwnas.search_core import nb201
+    from hwnas.search_core.nb201_statistics import NB201Statistics
+
+    if (latency_table is None) != (accuracy_table is None):
+        raise ConfigError("give both --latency-table and --accuracy-table, or neither")
+    tables = (
+        nb201.NB201Tables.from_csv(latency_table, accuracy_table)
+        if latency_table is not None and accuracy_table is not None
+        else nb201.NB201Tables.load()
+    )
+    if space_name == "nb201-full":
+        tables = tables.complete()
+    names = [o.name for o in objectives]
+    for name in names:
+        nb201.objective_for(name)
+    latency = nb201.latency_metrics(names, target)
     space = nb201.search_space()
-    provider = nb201.NB201Provider(tables, target)
     candidates = tables.candidates(space)
     # Declared bounds make the hypervolume comparable between runs on these tables.
-    bounded = tables.objectives([o.name for o in objectives], target, candidates)
-    return {"space": space, "evaluate": provider, "objectives": bounded, "candidates": candidates}
+    bounded = tables.objectives(names, candidates, target)
+    return {
+        "space": space,
+        "evaluate": nb201.NB201Provider(tables, latency),
+        "objectives": bounded,
+        "candidates": None if space_name == "nb201-full" else candidates,
+        "statistics": NB201Statistics(tables, luts=latency),
+        "metadata": {"benchmark": space_name},
+    }
 
 
 def _executor_spec(executor: str | None, workers: int) -> str:

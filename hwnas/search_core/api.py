@@ -26,6 +26,7 @@ from hwnas.search_core.evaluator import (
 )
 from hwnas.search_core.executor import Executor
 from hwnas.search_core.executor_spec import make_executor
+from hwnas.search_core.free_statistics import FreeStatistics
 from hwnas.search_core.loop import ProgressCallback, SearchLoop
 from hwnas.search_core.objectives import (
     Constraint,
@@ -59,6 +60,7 @@ def search(
     executor: str | Executor | None = None,
     settings: StrategySettings | Mapping[str, str] | None = None,
     candidates: Sequence[Subnet] | None = None,
+    statistics: FreeStatistics | None = None,
     progress: ProgressCallback | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> SearchResult:
@@ -71,7 +73,9 @@ def search(
     and the report files are written at the end; ``resume=True`` continues a
     stopped run there without repeating any evaluation (``budget`` is the
     total, and may be raised). ``candidates`` restricts the search to a finite
-    set of subnets (e.g. a tabular benchmark). ``executor``: ``"inprocess"``
+    set of subnets (e.g. a tabular benchmark). ``statistics`` are numbers known
+    about any subnet before it is measured (IR counts, LUT sums, zero-cost
+    proxies); strategies that can use them (linas) do. ``executor``: ``"inprocess"``
     (default), ``"process:N"``, or an :class:`~hwnas.search_core.executor.Executor`.
     ``metadata`` (plain data, e.g. which model was searched) is stored with the
     run, and a resumed run must have the same.
@@ -106,11 +110,19 @@ def search(
             evaluator.fingerprint,
             candidates,
         ) | dict(metadata or {})
+        if statistics is not None:
+            meta["statistics"] = statistics.fingerprint() or type(statistics).__name__
         measured = _open_run(store, meta, space, resume, existed)
         # where this session's candidates ran; not checked on resume (a run may resume elsewhere)
         store.set_meta({"execution": runner.describe()})
         search_strategy = strategy_cls(
-            space, objectives, constraints, seed, settings, candidates=candidates
+            space,
+            objectives,
+            constraints,
+            seed,
+            settings,
+            candidates=candidates,
+            statistics=statistics,
         )
         saved = store.load_state() if resume else None
         store.set_meta(run_record.started(budget))

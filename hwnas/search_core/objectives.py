@@ -92,11 +92,24 @@ BUILTIN_OBJECTIVES: dict[str, Objective] = {
 
 
 def parse_objective(spec: str | Objective) -> Objective:
-    """``accuracy`` (a built-in name), ``energy:min`` / ``score:max`` (a custom metric), or an :class:`Objective`."""
+    """``accuracy`` (a built-in name), ``energy:min`` / ``score:max`` (a custom metric), an
+    :class:`Objective`, or a built-in qualified by where it is measured: ``latency@raspi4``
+    (also written ``latency:raspi4``) is a latency in ms, minimised, named ``latency@raspi4``."""
     if isinstance(spec, Objective):
         return spec
     text = spec.strip()
     name, _, direction = text.partition(":")
+    base, at, qualifier = name.partition("@")
+    if direction and direction not in ("min", "max") and not at and name in BUILTIN_OBJECTIVES:
+        base, at, qualifier, direction = name, "@", direction, ""
+    if at:
+        if base not in BUILTIN_OBJECTIVES or not _QUALIFIER.match(qualifier):
+            raise ConfigError(
+                f"objective {text!r}: only a built-in metric takes a qualifier, as in 'latency@raspi4'",
+                hint=f"built-in: {', '.join(BUILTIN_OBJECTIVES)}",
+            )
+        builtin = BUILTIN_OBJECTIVES[base]
+        return Objective(f"{base}@{qualifier}", direction or builtin.direction, builtin.unit)  # type: ignore[arg-type]
     if not direction:
         if name in BUILTIN_OBJECTIVES:
             return BUILTIN_OBJECTIVES[name]
@@ -122,8 +135,9 @@ def parse_objectives(specs: str | Iterable[str | Objective]) -> tuple[Objective,
     return objectives
 
 
+_QUALIFIER = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CONSTRAINT = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][\w.-]*)\s*(?P<op><=|>=)\s*"
+    r"^\s*(?P<metric>[A-Za-z_][\w.-]*(?:@[\w.-]+)?)\s*(?P<op><=|>=)\s*"
     r"(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<suffix>[A-Za-zµ%]*)\s*$"
 )
 
@@ -152,7 +166,7 @@ class Constraint:
             )
         metric, op, suffix = match["metric"], match["op"], match["suffix"]
         known = {name: o.unit for name, o in BUILTIN_OBJECTIVES.items()} | dict(units or {})
-        unit = known.get(metric, "")
+        unit = known.get(metric, known.get(metric.partition("@")[0], ""))
         scales = _SUFFIXES.get(unit, {"": 1.0})
         if suffix not in scales:
             allowed = ", ".join(s for s in scales if s) or "none (a plain number)"

@@ -17,17 +17,23 @@ import numpy as np
 
 from hwnas.errors import ConfigError, HwnasError
 
+TARGETS = ("auto", "raw", "log")
+
 
 @dataclass(frozen=True)
 class PredictorSettings:
     """Base of every predictor's settings; subclasses add typed fields, each with a default.
 
-    ``log_target`` fits log(y) and predicts exp(.): right for positive,
-    multiplicative quantities such as latency, MACs or memory, whose errors
-    are relative.
+    ``target`` is the scale the model is fitted on: ``raw`` (y itself),
+    ``log`` (log y, predicting exp(.): errors become relative), or ``auto``,
+    which picks the one with the smaller held-out median relative error in a
+    ``target_folds``-fold cross-validation on the training set (``raw`` when a
+    target is not positive, or on a tie). Latency is close to additive over
+    layers, so a fixed log scale can hurt as much as it helps; measure, don't assume.
     """
 
-    log_target: bool = False
+    target: str = "auto"
+    target_folds: int = 5
 
 
 @dataclass(frozen=True)
@@ -73,16 +79,21 @@ def prediction_quality(predicted: np.ndarray, actual: np.ndarray) -> PredictionQ
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller() -> Any:
+def _thread_controller() -> Any:
+    # The controller only sees the thread pools of libraries loaded when it is built; scipy
+    # and scikit-learn bring their own BLAS and OpenMP, so load them first, or every fit
+    # after the first would run on all cores.
+    import scipy.linalg  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
 
 
-def _single_threaded_blas() -> Any:
-    """Predictor matrices are tiny: threaded BLAS only adds synchronisation, and on a busy
-    machine its spinning threads make a 0.3 s MLP fit take 10 s. Fits run on one thread."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+def single_threaded() -> Any:
+    """Predictor matrices are tiny: threaded BLAS/OpenMP only adds synchronisation, and on a
+    busy machine its spinning threads make a 0.3 s MLP fit take 10 s. Fits run on one thread."""
+    return _thread_controller().limit(limits=1)
 
 
 class Predictor(ABC):
@@ -92,7 +103,8 @@ class Predictor(ABC):
     :meth:`SearchSpace.features_matrix`) or ``"kernels"`` (per architecture, a
     list of kernel keys from the graph IR). Subclasses set ``name`` and
     ``settings_class`` and implement :meth:`_fit` and :meth:`_predict`, which
-    see the (log-)transformed target; the base class checks inputs.
+    see the target on the scale chosen (``self.target``); the base class checks inputs
+    and chooses that scale.
     """
 
     name: ClassVar[str]
@@ -107,13 +119,24 @@ class Predictor(ABC):
             raise ConfigError(
                 f"predictor {self.name!r} takes {self.settings_class.__name__}, not {type(settings).__name__}"
             )
+        if settings.target not in TARGETS:
+            raise ConfigError(
+                f"predictor {self.name!r}: unknown target {settings.target!r}",
+                hint=f"choose one of {', '.join(TARGETS)}",
+            )
         self.settings = settings
         self.fitted = False
+        self.target = "raw"  # the scale chosen at fit time
 
     @classmethod
-    def with_log_target(cls, log_target: bool, **fields: Any) -> Predictor:
-        """An instance with default settings except ``log_target`` (and any ``fields`` given)."""
-        return cls(dataclasses.replace(cls.settings_class(), log_target=log_target, **fields))
+    def with_target(cls, target: str, **fields: Any) -> Predictor:
+        """An instance with default settings except ``target`` (and any ``fields`` given)."""
+        return cls(dataclasses.replace(cls.settings_class(), target=target, **fields))
+
+    def fresh(self, **fields: Any) -> Predictor:
+        """An unfitted copy with the same settings (except ``fields``); subclasses holding
+        more than settings (a kernel table, a measurer) override it to pass that on."""
+        return type(self)(dataclasses.replace(self.settings, **fields))
 
     def fit(self, X: Any, y: Sequence[float] | np.ndarray) -> Predictor:
         """Fit on examples ``X`` (see ``input_kind``) and targets ``y``; returns ``self``."""
@@ -125,14 +148,17 @@ class Predictor(ABC):
             raise ConfigError(f"{self.name}: need at least 2 examples to fit, got {len(y)}")
         if not np.all(np.isfinite(y)):
             raise ConfigError(f"{self.name}: targets contain NaN or infinity")
-        if self.settings.log_target:
-            if np.any(y <= 0):
-                raise ConfigError(
-                    f"{self.name}: log_target needs positive targets; smallest is {y.min()}"
-                )
-            y = np.log(y)
-        with _single_threaded_blas():
-            self._fit(X, y)
+        target = self.settings.target
+        if target == "log" and np.any(y <= 0):
+            raise ConfigError(
+                f"{self.name}: target='log' needs positive targets; smallest is {y.min()}",
+                hint="use target='raw' or 'auto'",
+            )
+        if target == "auto":
+            target = self._held_out_target(X, y)
+        self.target = target
+        with single_threaded():
+            self._fit(X, np.log(y) if target == "log" else y)
         self.fitted = True
         return self
 
@@ -143,13 +169,29 @@ class Predictor(ABC):
         X = self._checked(X)
         if len(X) == 0:
             return np.zeros(0)
-        with _single_threaded_blas():
+        with single_threaded():
             predicted = np.asarray(self._predict(X), dtype=float).ravel()
-        return np.exp(np.clip(predicted, -700, 700)) if self.settings.log_target else predicted
+        return np.exp(np.clip(predicted, -700, 700)) if self.target == "log" else predicted
 
     def quality(self, X_test: Any, y_test: Sequence[float] | np.ndarray) -> PredictionQuality:
         """Held-out quality: Kendall tau, MAPE and share within ±10 %."""
         return prediction_quality(self.predict(X_test), np.asarray(y_test, dtype=float))
+
+    def _held_out_target(self, X: Any, y: np.ndarray) -> str:
+        """``raw`` or ``log``: the one whose cross-validated predictions have the smaller median relative error."""
+        folds = min(self.settings.target_folds, len(y) // 2)
+        if folds < 2 or np.any(y <= 0):
+            return "raw"
+        assignment = np.random.default_rng(0).permutation(len(y)) % folds
+        errors = {}
+        for target in ("raw", "log"):
+            predicted = np.empty(len(y))
+            for fold in range(folds):
+                train, test = assignment != fold, assignment == fold
+                model = self.fresh(target=target).fit(_rows(X, train), y[train])
+                predicted[test] = model.predict(_rows(X, test))
+            errors[target] = float(np.median(np.abs(predicted - y) / np.abs(y)))
+        return "log" if errors["log"] < errors["raw"] else "raw"
 
     def _checked(self, X: Any) -> Any:
         if self.input_kind == "kernels":
@@ -168,8 +210,15 @@ class Predictor(ABC):
 
     @abstractmethod
     def _fit(self, X: Any, y: np.ndarray) -> None:
-        """Fit on checked ``X`` and the (log-)transformed target."""
+        """Fit on checked ``X`` and the target on the scale chosen (``self.target``: raw or log)."""
 
     @abstractmethod
     def _predict(self, X: Any) -> np.ndarray:
-        """Predict the (log-)transformed target."""
+        """Predict the target on the scale it was fitted on."""
+
+
+def _rows(X: Any, mask: np.ndarray) -> Any:
+    """The examples selected by a boolean ``mask``: rows of a matrix, or items of a list."""
+    if isinstance(X, np.ndarray):
+        return X[mask]
+    return [x for x, keep in zip(X, mask, strict=True) if keep]

@@ -18,6 +18,7 @@ import numpy as np
 from hwnas.errors import ConfigError
 from hwnas.model.search_space import SearchSpace, Subnet
 from hwnas.search_core.evaluator import Evaluation
+from hwnas.search_core.free_statistics import FreeStatistics
 from hwnas.search_core.objectives import Constraint, Objective
 
 
@@ -136,7 +137,9 @@ class Strategy(ABC):
     Subclasses set ``name`` and ``settings_class`` and implement :meth:`_ask`,
     and usually :meth:`_tell`, :meth:`_state` and :meth:`_load_state`. The
     objectives, constraints and ``history`` (every distinct evaluation told,
-    in order) are available to them.
+    in order) are available to them, and ``statistics``
+    (:class:`~hwnas.search_core.free_statistics.FreeStatistics`) when the search
+    has numbers it may compute for unmeasured subnets at no cost.
     """
 
     name: ClassVar[str]
@@ -152,6 +155,7 @@ class Strategy(ABC):
         settings: StrategySettings | None = None,
         *,
         candidates: Sequence[Subnet] | None = None,
+        statistics: FreeStatistics | None = None,
     ) -> None:
         if settings is None:
             settings = self.settings_class()
@@ -168,6 +172,7 @@ class Strategy(ABC):
         self.settings = settings
         self.rng = np.random.default_rng(seed)
         self.pool = CandidatePool(space, candidates) if candidates is not None else None
+        self.statistics = statistics
         self.history: list[Evaluation] = []
         self._told: dict[str, Evaluation] = {}
         self._pending: dict[str, Subnet] = {}

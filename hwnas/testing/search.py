@@ -261,9 +261,16 @@ def check_predictor(
         np.allclose(again, predicted, rtol=1e-6, atol=1e-9),
         f"{where}: two fits on the same data predict differently (seed your randomness)",
     )
-    logged = build(dataclasses.replace(base, log_target=True)).fit(X_fit, y_fit).predict(X_test)
+    copy = build(base).fit(X_fit, y_fit).fresh()
     require(
-        np.all(logged > 0), f"{where}: with log_target, predictions of positive targets must be > 0"
+        np.allclose(copy.fit(X_fit, y_fit).predict(X_test), predicted, rtol=1e-6, atol=1e-9),
+        f"{where}: fresh() must give an unfitted copy that fits like the original (override it "
+        "when the predictor holds more than its settings)",
+    )
+    logged = build(dataclasses.replace(base, target="log")).fit(X_fit, y_fit).predict(X_test)
+    require(
+        np.all(logged > 0),
+        f"{where}: with target='log', predictions of positive targets must be > 0",
     )
     require(
         _expect_error(lambda: build(base).fit(X_fit[:10], y_fit[:9]), ConfigError),

@@ -15,17 +15,22 @@ import numpy as np
 import hwnas
 from hwnas import ConfigError, Predictor, PredictorSettings
 
-CORRECTIONS = ("auto", "none", "constant", "ridge")
+CORRECTIONS = ("auto", "none", "constant", "affine", "ridge")
 
 
 @dataclass(frozen=True)
 class KernelLUTSettings(PredictorSettings):
-    """``correction`` of what the sum misses (launch overheads, fusion, cache effects), fitted on the
-    residual (on the log-ratio with ``log_target``): ``none``; ``constant`` (an offset, or a scale
-    with ``log_target``); ``ridge`` on per-kernel counts; ``auto`` picks the one with the most
-    held-out predictions within ±10 % in ``folds``-fold cross-validation, so a correction is used
-    only where it helps. ``alphas``: ridge penalties tried by leave-one-out."""
+    """``correction`` of what the sum misses (launch overheads, fusion, cache effects): ``none``;
+    ``constant`` (an offset: the median residual); ``affine`` (a scale and an offset of the sum, by
+    least squares); ``ridge`` on per-kernel counts, fitted on the residual; ``auto`` picks the one
+    with the most held-out predictions within ±10 % in ``folds``-fold cross-validation, so a
+    correction is used only where it helps. ``alphas``: ridge penalties tried by leave-one-out.
 
+    The target scale defaults to ``raw``: a table's errors are additive (a kernel timed slow
+    adds the same milliseconds to every network holding it), and a correction fitted on
+    log-ratios is multiplicative and cannot repair them."""
+
+    target: str = "raw"
     correction: str = "auto"
     folds: int = 5
     alphas: tuple[float, ...] = (1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
@@ -63,6 +68,16 @@ class KernelLUTPredictor(Predictor):
         self.table: dict[str, float] = dict(table or {})
         self.kernels_measured = 0
 
+    def fresh(self, **fields: Any) -> KernelLUTPredictor:
+        """An unfitted copy sharing this one's table and measurer, so no kernel is measured twice."""
+        import dataclasses
+
+        copy = KernelLUTPredictor(
+            dataclasses.replace(self.settings, **fields), measure_kernel=self.measure_kernel
+        )
+        copy.table = self.table
+        return copy
+
     def kernel_latency(self, key: str) -> float:
         if key not in self.table:
             if self.measure_kernel is None:
@@ -85,7 +100,7 @@ class KernelLUTPredictor(Predictor):
 
     def _base(self, X: Sequence[Sequence[str]]) -> np.ndarray:
         sums = self.kernel_sums(X)
-        if not self.settings.log_target:
+        if self.target != "log":
             return sums
         # Table sums can reach zero or below where kernels were measured as deltas; keep logs finite.
         return np.log(np.maximum(sums, self._floor))
@@ -106,46 +121,63 @@ class KernelLUTPredictor(Predictor):
         self._vocabulary = {
             k: i for i, k in enumerate(sorted({k for kernels in X for k in kernels}))
         }
-        counts, residual = self._counts(X), y - self._base(X)
+        base = self._base(X)
+        counts = self._counts(X)
         choice = self.settings.correction  # type: ignore[attr-defined]
         if choice == "auto":
-            choice = self._cross_validated_choice(counts, residual, y)
+            choice = self._cross_validated_choice(counts, base, y)
         self.correction = choice
-        self._model = self._correction_model(choice, counts, residual)
+        self._model = self._correction_model(choice, counts, base, y)
 
-    def _correction_model(self, choice: str, counts: np.ndarray, residual: np.ndarray) -> Any:
+    def _correction_model(
+        self, choice: str, counts: np.ndarray, base: np.ndarray, y: np.ndarray
+    ) -> Any:
+        """A model of the residual ``y - base`` from the columns ``[base, counts...]``."""
+        residual = y - base
+        columns = np.column_stack([base, counts])
         if choice == "none":
             return None
         if choice == "constant":
             from sklearn.dummy import DummyRegressor
 
-            return DummyRegressor(strategy="median").fit(counts, residual)
+            return DummyRegressor(strategy="median").fit(columns, residual)
+        if choice == "affine":
+            from sklearn.compose import ColumnTransformer
+            from sklearn.linear_model import LinearRegression
+            from sklearn.pipeline import make_pipeline
+
+            only_base = ColumnTransformer([("base", "passthrough", [0])])
+            return make_pipeline(only_base, LinearRegression()).fit(columns, residual)
+        from sklearn.compose import ColumnTransformer
         from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
 
-        return RidgeCV(alphas=self.settings.alphas).fit(counts, residual)  # type: ignore[attr-defined]
+        only_counts = ColumnTransformer([("counts", "passthrough", slice(1, None))])
+        return make_pipeline(only_counts, RidgeCV(alphas=self.settings.alphas)).fit(  # type: ignore[attr-defined]
+            columns, residual
+        )
 
-    def _cross_validated_choice(
-        self, counts: np.ndarray, residual: np.ndarray, y: np.ndarray
-    ) -> str:
+    def _cross_validated_choice(self, counts: np.ndarray, base: np.ndarray, y: np.ndarray) -> str:
         """The correction with most held-out predictions within ±10 % (ties: the simpler one)."""
         folds = min(self.settings.folds, len(y))  # type: ignore[attr-defined]
         if folds < 2:
             return "none"
-        base = y - residual
         assignment = np.arange(len(y)) % folds
+        columns = np.column_stack([base, counts])
+        log = self.target == "log"
         scores = {}
         for choice in CORRECTIONS[1:]:
             within = 0
             for fold in range(folds):
                 train, test = assignment != fold, assignment == fold
                 model = (
-                    self._correction_model(choice, counts[train], residual[train])
-                    if train.sum() > 1
+                    self._correction_model(choice, counts[train], base[train], y[train])
+                    if train.sum() > 2
                     else None
                 )
-                estimate = base[test] + (model.predict(counts[test]) if model is not None else 0.0)
-                truth = np.exp(y[test]) if self.settings.log_target else y[test]
-                predicted = np.exp(estimate) if self.settings.log_target else estimate
+                estimate = base[test] + (model.predict(columns[test]) if model is not None else 0.0)
+                truth = np.exp(y[test]) if log else y[test]
+                predicted = np.exp(estimate) if log else estimate
                 within += int(np.sum(np.abs(predicted - truth) <= 0.1 * np.abs(truth)))
             scores[choice] = within
         return max(
@@ -154,7 +186,9 @@ class KernelLUTPredictor(Predictor):
 
     def _predict(self, X: Any) -> np.ndarray:
         base = self._base(X)
-        return base if self._model is None else base + self._model.predict(self._counts(X))
+        if self._model is None:
+            return base
+        return base + self._model.predict(np.column_stack([base, self._counts(X)]))
 
 
 @hwnas.hookimpl

@@ -1,7 +1,7 @@
 """Vectorised work on batches of integer-encoded subnets: canonical form, activity, predictor features.
 
-These agree row for row with :meth:`SearchSpace.decode`/``encode``/``features``
-but work on whole matrices, which is what keeps inner searches on predictors cheap.
+Canonical rows agree with :meth:`SearchSpace.decode`/``encode`` but the work is
+on whole matrices, which is what keeps inner searches on predictors cheap.
 """
 
 from __future__ import annotations
@@ -28,6 +28,17 @@ class EncodingTools:
                 p = names.index(parent)
                 allowed = np.array([space.genes[p].index(v) for v in values], dtype=int)
                 self._conditions.append((i, p, allowed))
+        # genes sharing one tuple of choices (an op per edge, a kernel size per layer): counting
+        # each choice over them gives the features a cost is additive in
+        groups: dict[tuple, list[int]] = {}
+        for i, gene in enumerate(space.genes):
+            groups.setdefault(gene.choices, []).append(i)
+        self._shared = [
+            (np.array(cols), len(choices)) for choices, cols in groups.items() if len(cols) > 1
+        ]
+        self._numeric = [
+            (i, np.array(g.choices, dtype=float)) for i, g in enumerate(space.genes) if g.numeric
+        ]
 
     def active(self, X: np.ndarray) -> np.ndarray:
         """Boolean matrix: which genes of each row are active."""
@@ -44,18 +55,25 @@ class EncodingTools:
         return X
 
     def features(self, X: np.ndarray) -> np.ndarray:
-        """Predictor features of canonical rows, equal to :meth:`SearchSpace.features` of the decoded subnets."""
+        """Predictor features of canonical rows: every gene one-hot (numbers are not always ordinal:
+        a kernel-type index is not), numeric genes also by value scaled to [0, 1], and for genes
+        sharing their choices the count of each choice among them. Inactive genes give zeros."""
         X = np.atleast_2d(X)
         active = self.active(X)
         columns: list[np.ndarray] = []
         for i, gene in enumerate(self.space.genes):
-            n = len(gene.choices)
-            if gene.numeric:
-                columns.append(np.where(active[:, i], (X[:, i] + 1) / n, 0.0)[:, None])
-            else:
-                onehot = np.zeros((len(X), n))
-                onehot[np.arange(len(X)), X[:, i]] = 1.0
-                columns.append(onehot * active[:, i : i + 1])
+            onehot = np.zeros((len(X), len(gene.choices)))
+            onehot[np.arange(len(X)), X[:, i]] = 1.0
+            columns.append(onehot * active[:, i : i + 1])
+        for i, values in self._numeric:
+            span = values.max() - values.min()
+            scaled = (values[X[:, i]] - values.min()) / span if span > 0 else np.zeros(len(X))
+            columns.append((scaled * active[:, i])[:, None])
+        for cols, n in self._shared:
+            counts = np.zeros((len(X), n))
+            for c in cols:
+                np.add.at(counts, (np.arange(len(X)), X[:, c]), active[:, c].astype(float))
+            columns.append(counts)
         return np.hstack(columns) if columns else np.zeros((len(X), 0))
 
     def enumerate(self, limit: int) -> np.ndarray | None:
