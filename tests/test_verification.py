@@ -15,6 +15,7 @@ from hwnas.measurement.measurer import Measurer
 from hwnas.measurement.probe import probe_ir
 from hwnas.measurement.protocol import MeasurementProtocol
 from hwnas.measurement.verification import (
+    LEAST_SIGNAL_MARGIN,
     SIGNAL_MARGIN,
     compare_outputs,
     make_check,
@@ -85,6 +86,18 @@ def test_the_second_inputs_differ_and_stay_valid_ids():
     assert not np.array_equal(other_ids, ids) and sorted(other_ids.ravel()) == sorted(ids.ravel())
     same = np.full((2, 2), 7, dtype=np.int64)  # nothing to shuffle: still valid ids
     assert np.array_equal(other_inputs(None, [same])[0], same)  # type: ignore[arg-type]
+
+
+def test_an_irs_own_second_inputs_are_used_and_its_margin_is_bounded():
+    ir = GraphIR.from_module(Linear().eval(), (torch.randn(1, 8),), name="linear")
+    second = torch.full((1, 8), 3.0)
+    ir.second_inputs = (second,)  # real data its maker has (int8 models: calibration examples)
+    check = make_check(ir, 1e-3, 1e-4)
+    assert np.array_equal(check.inputs[1][0], second.numpy()) and check.margin == SIGNAL_MARGIN
+    ir.metadata["signal_margin"] = 3.0
+    assert make_check(ir, 1e-3, 1e-4).margin == 3.0
+    ir.metadata["signal_margin"] = 0.1  # below 2 nothing is proven: the least margin holds
+    assert make_check(ir, 1e-3, 1e-4).margin == LEAST_SIGNAL_MARGIN > 2
 
 
 def test_an_untrained_supernet_has_no_signal_and_its_probe_does(untrained_mbv3):

@@ -382,7 +382,7 @@ def _reference_note(precision: str) -> str:
     return (
         "the int8 model read by onnxruntime without graph optimisation; int8 kernels round "
         "differently, so atol is the quantisation error itself (the largest |fp32 - int8| on "
-        f"the reference input), at least {INT8_RANGE_SHARE:.0%} of the largest output; past "
+        f"the two check inputs, real calibration examples), at least {INT8_RANGE_SHARE:.0%} of the largest output; past "
         "the 0.5 cap on atol the rest is rtol"
     )
 

@@ -107,6 +107,9 @@ class GraphIR:
         self.example_inputs: tuple[torch.Tensor, ...] | None = (
             tuple(example_inputs) if example_inputs is not None else None
         )
+        #: A second, different set of inputs for the two-input output check (real data where
+        #: the IR's maker has it, e.g. int8 models); ``None``: the check draws random ones.
+        self.second_inputs: tuple[torch.Tensor, ...] | None = None
         self._exported = exported
         self._calls = tuple(calls)
         self.lowering = lowering

@@ -29,7 +29,7 @@ from hwnas.measurement.resolve import resolve_target
 from hwnas.measurement.results import Measurement, MeasurementFailure, MeasureResult, Statistics
 from hwnas.measurement.timing import WorkerReport, run_measurement, thread_env
 from hwnas.measurement.timing_lock import cores_locked, usable_core_ids
-from hwnas.measurement.verification import SIGNAL_MARGIN, Check, make_check
+from hwnas.measurement.verification import Check, make_check
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
@@ -374,7 +374,7 @@ def _no_signal(ir: GraphIR, check: Check, probe: Check | None) -> str:
     """Why a model cannot be checked: its outputs (and its probe's, if any) do not depend on the input."""
     found = (
         f"the reference outputs for two different inputs differ by at most {check.signal:.2g}x "
-        f"the tolerance (needed: {SIGNAL_MARGIN:g}x), so a lowering that ignored its input "
+        f"the tolerance (needed: {check.margin:g}x), so a lowering that ignored its input "
         "would pass the check"
     )
     if probe is not None:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 #: A check counts when, for some output value, the two inputs' references differ by at least
 #: this many times the tolerance: then no output that ignores the input can pass both.
 SIGNAL_MARGIN = 10.0
+#: Where an IR's maker sets a lower margin (its ``metadata["signal_margin"]``): a model whose
+#: tolerance is wide by nature (int8: the quantisation error itself). Above 2, an output that
+#: ignores the input still fails one of the two inputs; below it, nothing is proven.
+LEAST_SIGNAL_MARGIN = 2.5
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,11 @@ class Check:
     references: tuple[tuple[np.ndarray, ...], ...]
     signal: float
     weights: str = "own"
+    margin: float = SIGNAL_MARGIN
 
     @property
     def carries_signal(self) -> bool:
-        return self.signal >= SIGNAL_MARGIN
+        return self.signal >= self.margin
 
 
 def make_check(ir: GraphIR, rtol: float, atol: float, *, weights: str = "own") -> Check:
@@ -50,7 +55,15 @@ def make_check(ir: GraphIR, rtol: float, atol: float, *, weights: str = "own") -
     first = fixed_inputs(ir)
     samples = (tuple(first), tuple(other_inputs(ir, first)))
     references = tuple(tuple(reference_outputs(ir, list(inputs))) for inputs in samples)
-    return Check(samples, references, signal(references[0], references[1], rtol, atol), weights)
+    found = signal(references[0], references[1], rtol, atol)
+    return Check(samples, references, found, weights, signal_margin(ir))
+
+
+def signal_margin(ir: GraphIR) -> float:
+    """How many tolerances apart ``ir``'s two references must lie: :data:`SIGNAL_MARGIN`, or
+    its maker's lower ``metadata["signal_margin"]`` (never below :data:`LEAST_SIGNAL_MARGIN`)."""
+    given = getattr(ir, "metadata", {}).get("signal_margin", SIGNAL_MARGIN)
+    return min(SIGNAL_MARGIN, max(LEAST_SIGNAL_MARGIN, float(given)))
 
 
 def signal(
@@ -123,9 +136,13 @@ def fixed_inputs(ir: GraphIR) -> list[np.ndarray]:
 
 
 def other_inputs(ir: GraphIR, first: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """A second set of inputs unlike ``first``: fresh normal floats, and ids shuffled among the
-    example's own (so they stay valid for any embedding the model has)."""
+    """A second set of inputs unlike ``first``: the IR's own ``second_inputs`` when it has them,
+    else fresh normal floats, and ids shuffled among the example's own (so they stay valid for
+    any embedding the model has)."""
     import numpy as np
+
+    if getattr(ir, "second_inputs", None) is not None:
+        return [_as_numpy(x) for x in ir.second_inputs]
 
     rng = np.random.default_rng(1)
     arrays = []

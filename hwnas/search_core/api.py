@@ -246,7 +246,8 @@ def _rows_in(csv_path: Path) -> int:
 def write_reports(result: SearchResult, out: Path) -> None:
     """``evaluations.csv``, ``pareto.csv``, ``pareto.json``, ``pareto.png``, ``hypervolume.csv`` and ``report.html`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    metrics = list(dict.fromkeys(m for e in result.evaluations for m in e.values))
+    objectives = [o.name for o in result.objectives]  # objectives first, then the other metrics
+    metrics = list(dict.fromkeys([*objectives, *(m for e in result.evaluations for m in e.values)]))
     genes = list(dict.fromkeys(g for e in result.evaluations for g in e.subnet.to_dict()))
     _write_csv(out / "evaluations.csv", result.evaluations, genes, metrics, with_status=True)
     _write_csv(out / "pareto.csv", result.pareto, genes, metrics, with_status=False)

@@ -104,24 +104,64 @@ def int8_tolerance(int8: GraphIR, source: GraphIR) -> tuple[float, float]:
     int8 kernels requantise and round differently from the reference's plain
     reading of the QDQ graph, and the differences grow with depth. A runtime
     may differ from the reference by as much as quantising differed from fp32
-    (the largest |fp32 - int8 reference| on the fixed input), and at least
+    (the largest |fp32 - int8 reference| on the check's two inputs), and at least
     :data:`INT8_RANGE_SHARE` of the reference's largest output. Beyond the
     protocol's absolute cap (large logits) the rest becomes relative.
     """
     import numpy as np
 
     from hwnas.measurement.protocol import MAX_TOLERANCE
-    from hwnas.measurement.verification import fixed_inputs, reference_outputs
+    from hwnas.measurement.verification import fixed_inputs, other_inputs, reference_outputs
 
-    inputs = fixed_inputs(int8)
-    quantised = reference_outputs(int8, inputs)
-    exact = reference_outputs(source, inputs)
-    scale = max(float(np.max(np.abs(q))) for q in quantised)
-    error = max(float(np.max(np.abs(q - e))) for q, e in zip(quantised, exact, strict=True))
+    first = fixed_inputs(int8)
+    scale = error = 0.0
+    for inputs in (first, other_inputs(int8, first)):  # both inputs the output check runs
+        quantised = reference_outputs(int8, inputs)
+        exact = reference_outputs(source, inputs)
+        scale = max(scale, *(float(np.max(np.abs(q))) for q in quantised))
+        error = max(
+            error, *(float(np.max(np.abs(q - e))) for q, e in zip(quantised, exact, strict=True))
+        )
     atol = max(1e-6, error, INT8_RANGE_SHARE * scale)
     if atol <= MAX_TOLERANCE:
         return 0.0, atol
     return min(MAX_TOLERANCE, atol / max(scale, 1e-12)), MAX_TOLERANCE
+
+
+#: How many int8 tolerances apart the check's two references must lie. The tolerance is the
+#: quantisation error itself, so the float models' 10x cannot be asked; above 2x an output that
+#: ignores its input still fails one of the two inputs (see hwnas.measurement.verification).
+INT8_SIGNAL_MARGIN = 3.0
+#: Calibration examples searched for the pair of check inputs (see :func:`use_real_check_inputs`).
+CHECK_CANDIDATES = 16
+
+
+def use_real_check_inputs(int8: GraphIR, source: GraphIR, samples: Sequence[np.ndarray]) -> None:
+    """Check ``int8`` on two real calibration examples whose outputs differ most, not on noise.
+
+    A trained network maps two random-noise inputs to nearly the same output,
+    and an int8 tolerance is wide (the quantisation error), so a check on noise
+    cannot tell a runtime that ignores its input from a right one. The first
+    example stays; the second is, among the first :data:`CHECK_CANDIDATES`,
+    the one whose int8 output lies farthest from the first's.
+    """
+    import numpy as np
+    import torch
+
+    from hwnas.measurement.verification import reference_outputs
+
+    candidates = list(samples[:CHECK_CANDIDATES])
+    if len(candidates) < 2:
+        return
+    first = reference_outputs(int8, [candidates[0]])
+
+    def distance(sample: np.ndarray) -> float:
+        outputs = reference_outputs(int8, [sample])
+        return max(float(np.max(np.abs(a - b))) for a, b in zip(outputs, first, strict=True))
+
+    farthest = max(candidates[1:], key=distance)
+    int8.example_inputs = (torch.from_numpy(np.ascontiguousarray(candidates[0])),)
+    int8.second_inputs = (torch.from_numpy(np.ascontiguousarray(farthest)),)
 
 
 class Int8Models:
@@ -196,7 +236,9 @@ class Int8Models:
             ir = load_int8(folder / "int8.onnx", source, len(samples))
         else:
             ir = quantize_int8(source, samples, folder)
+        use_real_check_inputs(ir, source, samples)
         ir.metadata["tolerance"] = list(int8_tolerance(ir, source))
+        ir.metadata["signal_margin"] = INT8_SIGNAL_MARGIN
         self._irs[subnet.key] = ir
         while len(self._irs) > self.keep:
             self._irs.popitem(last=False)

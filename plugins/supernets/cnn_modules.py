@@ -107,6 +107,16 @@ def elastic_layer(spec: LayerSpec) -> nn.Module:
     return ElasticLinear(spec["in"], spec["out"], bias=bool(spec["bias"]))
 
 
+class StaticCNN(nn.Sequential):
+    """An ``nn.Sequential`` whose input is named ``x``, as the supernet's ``input_spec`` says
+    (``nn.Sequential.forward`` names it ``input``, and the IR takes forward's argument name)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x)
+        return x
+
+
 class ElasticCNN(nn.Module):
     """A chain of elastic layers; the supernet sets each elastic conv's or linear's ``active_out``."""
 
@@ -121,8 +131,8 @@ class ElasticCNN(nn.Module):
             x = layer(x)
         return x
 
-    def to_static(self) -> nn.Sequential:
-        """The active widths as a plain ``nn.Sequential`` with copied weights."""
+    def to_static(self) -> StaticCNN:
+        """The active widths as a plain sequential module with copied weights."""
         from hwnas_plugins.supernets.elastic_ops import frozen_copy
 
         static: list[nn.Module] = []
@@ -141,7 +151,7 @@ class ElasticCNN(nn.Module):
                 if spec.kind == "flatten":
                     spatial = flatten_positions(self.specs, index, self.in_channels)
                 static.append(frozen_copy(layer))
-        return nn.Sequential(*static)
+        return StaticCNN(*static)
 
 
 def flatten_positions(specs: Sequence[LayerSpec], index: int, in_channels: int) -> int:
