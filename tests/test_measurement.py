@@ -216,6 +216,18 @@ def test_a_search_whose_compiler_crashes_marks_that_candidate_failed_and_goes_on
         space, evaluate, ("latency", "size:min"), strategy="random", budget=8, out=out, resume=True
     )  # a stored failure is not compiled again
     assert [e.key for e in resumed.evaluations] == [e.key for e in result.evaluations]
+    assert sum(1 for e in resumed.evaluations if e.error) == len(failed)
+
+    crashing = working  # the compiler is fixed: asked to, the resumed run measures them again
+    with pytest.raises(ConfigError, match="needs a run to resume"):
+        hwnas.search(space, evaluate, ("latency", "size:min"), budget=8, out=out, retry_failed=True)
+    retried = hwnas.search(
+        space, evaluate, ("latency", "size:min"), strategy="random", budget=8, out=out,
+        resume=True, retry_failed=True,
+    )  # fmt: skip
+    assert [e.key for e in retried.evaluations] == [e.key for e in result.evaluations]
+    assert not any(e.error for e in retried.evaluations)
+    assert "SIGSEGV" not in (out / "evaluations.csv").read_text()
 
 
 def test_noisy_results_are_measured_again_and_flagged(measurer, tiny_ir):
