@@ -2,7 +2,8 @@
 
 Module-level classes, so the measurement worker process can import them by name.
 The spec's device picks the behaviour: ``fake-replay:ok``, ``:abort``,
-``:segv``, ``:oom``, ``:hang``, ``:perturb``, ``:noisy``, ``:constant`` (ignores its input); ``fake-remote:lost`` loses
+``:segv``, ``:oom``, ``:hang``, ``:perturb``, ``:noisy``, ``:constant`` (ignores its input),
+``:compile-segv``, ``:compile-hang`` (the compiler misbehaves); ``fake-remote:lost`` loses
 its "board" on the first attempt (counted in a file next to the artifact).
 """
 
@@ -89,6 +90,10 @@ class ReplayTarget(Target):
         return {"runtime": "replay-1", "behaviour": self.spec.device}
 
     def compile(self, ir: Any, workdir: Path) -> Artifact:
+        if self.spec.device == "compile-segv":
+            ctypes.string_at(0)
+        if self.spec.device == "compile-hang":
+            time.sleep(3600)
         first = fixed_inputs(ir)
         arrays: dict[str, np.ndarray] = {"samples": np.array(2)}
         for n, inputs in enumerate((first, other_inputs(ir, first))):

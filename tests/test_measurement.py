@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from measurement_fakes import RegistersMeasurementFakes
 
-from hwnas.errors import ConfigError, MeasurementError
+from hwnas.errors import CompileError, ConfigError, MeasurementError
 from hwnas.measurement.cache import MeasurementCache
 from hwnas.measurement.measurer import Measurer
 from hwnas.measurement.protocol import MeasurementProtocol
@@ -142,7 +142,8 @@ def test_tolerances_outside_a_sane_range_are_refused():
 
 
 def test_a_target_that_does_not_pickle_gets_a_clear_failure(measurer, tiny_ir):
-    with pytest.raises(MeasurementError, match="everything a Target holds must pickle"):
+    # the compile worker is the first to need it pickled
+    with pytest.raises(CompileError, match="everything a Target holds must pickle"):
         measurer("fake-handle").measure(tiny_ir)
 
 
@@ -173,6 +174,60 @@ def test_a_hang_is_killed_after_the_timeout(measurer, tiny_ir):
     assert isinstance(failure, MeasurementFailure) and failure.kind == "timeout"
     assert "3 s" in failure.reason and time.perf_counter() - start < 30
     assert isinstance(measurer("fake-replay:ok").measure_one(tiny_ir), Measurement)
+
+
+def test_a_compiler_that_crashes_or_hangs_fails_one_model_and_the_caller_lives_on(
+    measurer, tiny_ir
+):
+    failure = measurer("fake-replay:compile-segv").measure_one(tiny_ir)
+    assert isinstance(failure, MeasurementFailure) and failure.kind == "compile"
+    assert "crashed in its isolated worker" in failure.reason and "SIGSEGV" in failure.reason
+    protocol = MeasurementProtocol(warmup=0, repeats=3, min_repeat_ms=1.0, compile_timeout_s=2.0)
+    start = time.perf_counter()
+    failure = measurer("fake-replay:compile-hang", protocol).measure_one(tiny_ir)
+    assert isinstance(failure, MeasurementFailure) and failure.kind == "compile"
+    assert "did not finish" in failure.reason and "2 s" in failure.reason
+    assert time.perf_counter() - start < 30
+    assert isinstance(measurer("fake-replay:ok").measure_one(tiny_ir), Measurement)
+
+
+def test_a_search_whose_compiler_crashes_marks_that_candidate_failed_and_goes_on(
+    measurer, tiny_ir, tmp_path
+):
+    import hwnas
+    from hwnas.model.search_space import Gene, SearchSpace
+
+    crashing, working = measurer("fake-replay:compile-segv"), measurer("fake-replay:ok")
+
+    def evaluate(subnet):  # the compiler segfaults on every subnet with crash=1
+        chosen = crashing if subnet["crash"] else working
+        return {"latency": chosen.measure(tiny_ir).median_ms, "size": float(subnet["size"])}
+
+    space = SearchSpace("compile-crash", [Gene("crash", (0, 1)), Gene("size", (1, 2, 3, 4))])
+    out = tmp_path / "run"
+    result = hwnas.search(
+        space, evaluate, ("latency", "size:min"), strategy="random", budget=8, out=out
+    )
+    failed = [e for e in result.evaluations if e.subnet["crash"]]
+    assert len(result.evaluations) == 8 and failed and len(failed) < 8
+    assert all("SIGSEGV" in (e.error or "") for e in failed)
+    assert (out / "evaluations.csv").read_text().count("SIGSEGV") == len(failed)
+    resumed = hwnas.search(
+        space, evaluate, ("latency", "size:min"), strategy="random", budget=8, out=out, resume=True
+    )  # a stored failure is not compiled again
+    assert [e.key for e in resumed.evaluations] == [e.key for e in result.evaluations]
+    assert sum(1 for e in resumed.evaluations if e.error) == len(failed)
+
+    crashing = working  # the compiler is fixed: asked to, the resumed run measures them again
+    with pytest.raises(ConfigError, match="needs a run to resume"):
+        hwnas.search(space, evaluate, ("latency", "size:min"), budget=8, out=out, retry_failed=True)
+    retried = hwnas.search(
+        space, evaluate, ("latency", "size:min"), strategy="random", budget=8, out=out,
+        resume=True, retry_failed=True,
+    )  # fmt: skip
+    assert [e.key for e in retried.evaluations] == [e.key for e in result.evaluations]
+    assert not any(e.error for e in retried.evaluations)
+    assert "SIGSEGV" not in (out / "evaluations.csv").read_text()
 
 
 def test_noisy_results_are_measured_again_and_flagged(measurer, tiny_ir):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from broken_lowerings import FAULTS, RegistersBrokenLowering
 from measurement_fakes import RegistersMeasurementFakes
 from torch import nn
 
@@ -143,50 +144,27 @@ def test_an_untrained_subnet_is_checked_with_probe_weights(measurer, untrained_m
     assert "probe weights" in result.verification and result.median_s > 0
 
 
-_CONV = onnx_emitter.RULES["aten.conv2d.default"]
-
-
-def _flipped_conv(e, op):
-    """A swapped kernel: every convolution's kernel turned upside down and left to right."""
-    weights = e.weights
-
-    class Flipped(dict):
-        def get(self, name, default=None):
-            tensor = weights.get(name, default)
-            return tensor.flip(-1, -2) if tensor is not None and tensor.dim() == 4 else tensor
-
-    e.weights = Flipped(weights)
-    try:
-        _CONV(e, op)
-    finally:
-        e.weights = weights
-
-
-def _dropped_gate(e, op):
-    """A dropped op: the squeeze-excite gate's multiply left out (its input passed through)."""
-    e.alias[op.outputs[0].name] = e.value(op.inputs[0])
-
-
-@pytest.mark.parametrize(
-    ("op", "wrong"),
-    [("aten.conv2d.default", _flipped_conv), ("aten.mul.Tensor", _dropped_gate)],
-    ids=["swapped-kernel", "dropped-op"],
-)
+@pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_wrong_lowering_of_an_untrained_subnet_is_caught(
-    measurer, untrained_mbv3, monkeypatch, op, wrong
+    builtin_plugin_host, measurer, untrained_mbv3, monkeypatch, fault
 ):
     import onnxruntime as ort
 
-    monkeypatch.setitem(onnx_emitter.RULES, op, wrong)
+    op, wrong = FAULTS[fault]
+    with monkeypatch.context() as patched:
+        patched.setitem(onnx_emitter.RULES, op, wrong)
+        broken = ort.InferenceSession(
+            onnx_emitter.emit_onnx(untrained_mbv3).SerializeToString(),
+            providers=["CPUExecutionProvider"],
+        )
     # The untrained subnet's own check cannot see the fault: the broken model matches torch.
-    broken = ort.InferenceSession(
-        onnx_emitter.emit_onnx(untrained_mbv3).SerializeToString(),
-        providers=["CPUExecutionProvider"],
-    )
     check = make_check(untrained_mbv3, 1e-3, 1e-4)
     for inputs, reference in zip(check.inputs, check.references, strict=True):
         got = broken.run(None, {"x": inputs[0]})
         assert compare_outputs(got, reference, 1e-3, 1e-4)[1] == ""
-    # The measurement path checks probe weights too, and catches it.
+    # The measurement path checks probe weights too, and catches it (the fault sits in the
+    # target's compile, which runs in the isolated compile worker).
+    builtin_plugin_host.register(RegistersBrokenLowering(), name="broken-lowering")
     with pytest.raises(MeasurementError, match="mismatch.*with probe weights"):
-        measurer(ORT).measure(untrained_mbv3)
+        measurer(f"fake-broken-lowering:cpu?threads=1&fault={fault}").measure(untrained_mbv3)
+    assert measurer(ORT).measure(untrained_mbv3).median_s > 0  # the right lowering passes

@@ -103,6 +103,11 @@ if TYPE_CHECKING:
     help="Continue the search stored in --out without repeating evaluations.",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="With --resume: evaluate the stored failed candidates again first (e.g. after fixing a target).",
+)
+@click.option(
     "--statistics",
     "statistics_spec",
     default="",
@@ -171,6 +176,7 @@ def search(
     constraints: tuple[str, ...],
     out: Path,
     resume: bool,
+    retry_failed: bool,
     statistics_spec: str,
     seed: int,
     batch_size: int | None,
@@ -242,6 +248,7 @@ def search(
                 constraints=constraints,
                 out=out,
                 resume=resume,
+                retry_failed=retry_failed,
                 seed=seed,
                 batch_size=batch_size,
                 executor=_executor_spec(executor, workers),

@@ -9,6 +9,7 @@ torch.export's graph gives. A call without a rule raises
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import weakref
@@ -41,6 +42,30 @@ class RecordedCall:
     target: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+
+def portable_calls(calls: Sequence[RecordedCall]) -> tuple[RecordedCall, ...]:
+    """``calls`` with each aten op named (``"aten.conv2d.default"``), so they pickle; see :func:`resolved_calls`."""
+    return tuple(
+        dataclasses.replace(c, target=str(c.target)) if not isinstance(c.target, str) else c
+        for c in calls
+    )
+
+
+def resolved_calls(calls: Sequence[RecordedCall]) -> tuple[RecordedCall, ...]:
+    """:func:`portable_calls`' named ops turned back into torch's op overloads."""
+    import torch
+
+    def overload(name: str) -> Any:
+        found: Any = torch.ops
+        for part in name.split("."):
+            found = getattr(found, part)
+        return found
+
+    return tuple(
+        dataclasses.replace(c, target=overload(c.target)) if isinstance(c.target, str) else c
+        for c in calls
+    )
 
 
 @functools.cache

@@ -265,6 +265,27 @@ class GraphIR:
             f"peak_activation_bytes={self.peak_activation_bytes:,}, key={self.key})"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle of the IR holds (it travels to the isolated compile worker).
+
+        torch's op overloads and ``torch.export`` programs do not pickle: the
+        recorded calls go by op name, and the program and the fx module are
+        left out and rebuilt on demand.
+        """
+        from hwnas.ir.from_forward import portable_calls
+
+        state = dict(self.__dict__)
+        state["_exported"] = None
+        state.pop("graph_module", None)
+        state["_calls"] = portable_calls(self._calls)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from hwnas.ir.from_forward import resolved_calls
+
+        state["_calls"] = resolved_calls(state["_calls"])
+        self.__dict__.update(state)
+
     def op(self, name: str) -> OpNode:
         try:
             return self.graph.nodes[name]["op"]

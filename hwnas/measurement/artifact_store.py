@@ -2,11 +2,14 @@
 
 A compile writes into a private folder that is renamed into place only when
 complete, so a crash or a concurrent compile never leaves half an artifact.
+Given a worker, the target's compile runs in that process under a timeout: a
+compiler that segfaults or hangs fails this one model, not the caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import threading
@@ -20,6 +23,7 @@ from hwnas.measurement.artifact import MANIFEST, Artifact
 
 if TYPE_CHECKING:
     from hwnas.ir import GraphIR
+    from hwnas.measurement.isolation import Worker
     from hwnas.measurement.target import Target
 
 #: One compile at a time per process: torch.export's decompositions and TVM's compile
@@ -53,8 +57,15 @@ class ArtifactStore:
             shutil.rmtree(root, ignore_errors=True)
         return None
 
-    def compile(self, ir: GraphIR) -> Artifact:
-        """Compile ``ir`` (or reuse the artifact compiled before for the same target fingerprint)."""
+    def compile(
+        self, ir: GraphIR, worker: Worker | None = None, timeout_s: float = math.inf
+    ) -> Artifact:
+        """Compile ``ir`` (or reuse the artifact compiled before for the same target fingerprint).
+
+        With ``worker``, the target compiles in that process and must finish
+        within ``timeout_s``; a crash or a hang raises :class:`CompileError`
+        saying which. Without one it compiles here.
+        """
         found = self.existing(ir)
         if found is not None:
             return found
@@ -64,16 +75,11 @@ class ArtifactStore:
         tmp = Path(tempfile.mkdtemp(prefix=f".{ir.key[:16]}-{pid_tag()}-", dir=root.parent))
         try:
             start = time.perf_counter()
-            try:
-                with _COMPILE_LOCK:
-                    artifact = self.target.compile(ir, tmp)
-            except HwnasError:
-                raise
-            except Exception as exc:
-                raise CompileError(
-                    f"target {self.target.label} failed to compile {ir.key[:12]}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            with _COMPILE_LOCK:
+                if worker is None:
+                    artifact = compile_here(self.target, ir, tmp)
+                else:
+                    artifact = self._compile_in(worker, ir, tmp, timeout_s)
             artifact = dataclasses.replace(
                 artifact,
                 root=str(root),
@@ -88,3 +94,44 @@ class ArtifactStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _compile_in(self, worker: Worker, ir: GraphIR, workdir: Path, timeout_s: float) -> Artifact:
+        outcome = worker.call(compile_in_worker, (self.target, ir, str(workdir)), timeout=timeout_s)
+        if outcome.ok and isinstance(outcome.value, Artifact):
+            return outcome.value
+        if outcome.ok:  # the target's own clean error, raised again here with its hint
+            message, hint = outcome.value
+            raise CompileError(message, hint=hint)
+        what = {"crash": "crashed", "timeout": "did not finish"}.get(outcome.failure, "failed")
+        raise CompileError(
+            f"target {self.target.label}: compiling {ir.key[:12]} {what} in its isolated "
+            f"worker: {outcome.reason}",
+            hint=(
+                "the search goes on without this model; raise the protocol's compile_timeout_s "
+                "if the compiler only needs longer"
+                if outcome.failure == "timeout"
+                else "the search goes on without this model; the target's compiler is at fault"
+            ),
+        )
+
+
+def compile_here(target: Target, ir: GraphIR, workdir: Path) -> Artifact:
+    """``target.compile(ir, workdir)``, any exception but hwnas's own turned into a :class:`CompileError`."""
+    try:
+        return target.compile(ir, workdir)
+    except HwnasError:
+        raise
+    except Exception as exc:
+        raise CompileError(
+            f"target {target.label} failed to compile {ir.key[:12]}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def compile_in_worker(
+    target: Target, ir: GraphIR, workdir: str
+) -> Artifact | tuple[str, str | None]:
+    """The compile worker's job: the artifact, or a clean error's ``(message, hint)``."""
+    try:
+        return compile_here(target, ir, Path(workdir))
+    except HwnasError as exc:
+        return exc.message, exc.hint

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 REFERENCES_KEPT = 8
 
 
+#: The worker-pool slot of the compile worker (measurement workers use slots 0, 1, ...).
+COMPILE_SLOT = -1
+
+
 class Measurer:
     """Compiles, verifies, times (isolated) and caches models on one target.
 
@@ -130,8 +134,14 @@ class Measurer:
         return self.cache.get(self.cache_key(ir))
 
     def compile(self, ir: GraphIR) -> Artifact:
-        """Compile ``ir`` (or reuse the artifact compiled before for the same target fingerprint)."""
-        return self.artifacts.compile(ir)
+        """Compile ``ir`` (or reuse the artifact compiled before for the same target fingerprint).
+
+        The target compiles in the isolated compile worker under the protocol's
+        ``compile_timeout_s``: a compiler crash or hang fails this model only.
+        """
+        return self.artifacts.compile(
+            ir, self.pool.worker({}, COMPILE_SLOT), self.protocol.compile_timeout_s
+        )
 
     def run_isolated(
         self,

@@ -38,6 +38,8 @@ class MeasurementProtocol:
     cv_threshold: float = 0.05
     max_remeasure: int = 2
     timeout_s: float = 300.0
+    #: How long one compile (in its isolated worker) may take before it is killed and failed.
+    compile_timeout_s: float = 1800.0
     rtol: float | None = None
     atol: float | None = None
     #: Times a measurement whose device was lost (remote board died) is retried on another.
@@ -52,6 +54,7 @@ class MeasurementProtocol:
             "cv_threshold": self.cv_threshold > 0,
             "max_remeasure": self.max_remeasure >= 0,
             "timeout_s": self.timeout_s > 0,
+            "compile_timeout_s": self.compile_timeout_s > 0,
             "rtol": self.rtol is None or 0 <= self.rtol <= MAX_TOLERANCE,
             "atol": self.atol is None or 0 <= self.atol <= MAX_TOLERANCE,
             "device_retries": self.device_retries >= 0,
@@ -75,7 +78,7 @@ class MeasurementProtocol:
     def key(self) -> dict[str, Any]:
         """The fields that can change a result (not timeouts or retries): part of the cache key."""
         data = dataclasses.asdict(self)
-        for name in ("timeout_s", "device_retries"):
+        for name in ("timeout_s", "compile_timeout_s", "device_retries"):
             data.pop(name)
         return data
 

@@ -110,15 +110,16 @@ class Target(ABC):
     """A configured device + runtime that compiles and runs a :class:`~hwnas.ir.GraphIR`.
 
     A minimal target sets ``kind`` and ``runtime`` and implements
-    :meth:`compile` (in the main process: write files, return
+    :meth:`compile` (in the isolated compile worker: write files, return
     ``self.artifact(..., loader=NAME)``); a standalone loader registered as
     ``NAME`` (``hwnas_register_loaders``) runs them, both in the measurement
     worker (the default :meth:`load`) and in an exported artifact's ``run.py``.
     :meth:`available` and :meth:`fingerprint` have defaults built from
     ``runtime``/``runtime_package``; override them for devices the defaults
     cannot see (a GPU, a board). Timing, statistics, isolation and caching are
-    the core's, not the target's. The target object is pickled to the worker:
-    keep runtime handles (sessions, devices) in what :meth:`load` returns.
+    the core's, not the target's. The target object is pickled to the compile
+    and measurement workers: keep runtime handles (sessions, devices) in what
+    :meth:`load` returns.
     docs/PLUGINS.md is the whole contract.
     """
 

@@ -55,6 +55,7 @@ def search(
     constraints: Iterable[str | Constraint] = (),
     out: str | Path | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
     seed: int = 0,
     batch_size: int | None = None,
     executor: str | Executor | None = None,
@@ -72,7 +73,9 @@ def search(
     With ``out`` every evaluation goes to ``out/search.sqlite`` as it finishes
     and the report files are written at the end; ``resume=True`` continues a
     stopped run there without repeating any evaluation (``budget`` is the
-    total, and may be raised). ``candidates`` restricts the search to a finite
+    total, and may be raised); a stored failure is not evaluated again unless
+    ``retry_failed`` (with ``resume``), which evaluates every stored failure
+    first and replaces it with the new result. ``candidates`` restricts the search to a finite
     set of subnets (e.g. a tabular benchmark). ``statistics`` are numbers known
     about any subnet before it is measured (IR counts, LUT sums, zero-cost
     proxies); strategies that can use them (linas) do. ``executor``: ``"inprocess"``
@@ -86,6 +89,11 @@ def search(
     constraints = parse_constraints(constraints, objectives)
     if budget < 1:
         raise ConfigError(f"budget must be at least 1 evaluation, got {budget}")
+    if retry_failed and not resume:
+        raise ConfigError(
+            "retrying failed evaluations needs a run to resume",
+            hint="pass --resume with --retry-failed (resume=True, retry_failed=True)",
+        )
     strategy_cls = strategy_class(strategy) if isinstance(strategy, str) else strategy
     if isinstance(settings, Mapping):
         settings = strategy_cls.settings_class.from_strings(settings)
@@ -124,6 +132,8 @@ def search(
             candidates=candidates,
             statistics=statistics,
         )
+        if retry_failed:
+            measured = _retry_failed(measured, evaluator, runner, store)
         saved = store.load_state() if resume else None
         store.set_meta(run_record.started(budget))
         loop = SearchLoop(
@@ -169,6 +179,20 @@ def search(
         store.close()
         if own_executor:
             runner.close()
+
+
+def _retry_failed(
+    measured: list[Evaluation], evaluator: Evaluator, runner: Executor, store: RunStore
+) -> list[Evaluation]:
+    """``measured`` with every failed evaluation evaluated again, stored over the old one."""
+    failed = [e.subnet for e in measured if e.error]
+    if not failed:
+        return measured
+    again = {e.key: e for e in evaluator.evaluate(failed, runner)}
+    for evaluation in again.values():
+        store.replace(evaluation)
+    store.checkpoint()
+    return [again.get(e.key, e) for e in measured]
 
 
 def _providers(evaluate: EvaluateArg) -> list[ObjectiveProvider]:

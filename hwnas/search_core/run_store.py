@@ -189,6 +189,24 @@ class RunStore:
                 ),
             )
 
+    def replace(self, evaluation: Evaluation) -> None:
+        """Overwrite the stored evaluation of the same subnet (a retried failure), keeping its place in order."""
+        with self._db:
+            self._db.execute(
+                "UPDATE evaluations SET fingerprint = ?, metrics = ?, violation = ?, latency_samples = ?,"
+                " started_at = ?, seconds = ?, error = ? WHERE key = ?",
+                (
+                    evaluation.fingerprint,
+                    json.dumps(dict(evaluation.values)),
+                    None if math.isinf(evaluation.violation) else evaluation.violation,
+                    json.dumps(list(evaluation.latency_samples)),
+                    evaluation.started_at or time.time(),
+                    evaluation.seconds,
+                    evaluation.error,
+                    evaluation.key,
+                ),
+            )
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
 
