@@ -353,3 +353,23 @@ def test_leftovers_of_killed_processes_are_swept(measurer, tiny_ir, tmp_path):
     log.write_text("old")
     Pool().close()
     assert not log.exists()
+
+
+def test_a_module_of_a_local_class_is_compiled_here_and_said_once(measurer, caplog):
+    import torch
+
+    from hwnas.ir import GraphIR
+
+    class Local(torch.nn.Module):  # another process cannot import it
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.fc(x))
+
+    torch.manual_seed(0)
+    ir = GraphIR.from_module(Local().eval(), (torch.randn(2, 8),), name="local")
+    with caplog.at_level("WARNING", logger="hwnas.measurement"):
+        assert measurer("fake-replay:ok").measure(ir).median_s > 0
+    assert "compiled in this process" in caplog.text and "Local" in caplog.text

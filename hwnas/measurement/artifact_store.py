@@ -76,6 +76,8 @@ class ArtifactStore:
         try:
             start = time.perf_counter()
             with _COMPILE_LOCK:
+                if worker is not None and not self._sendable(ir):
+                    worker = None
                 if worker is None:
                     artifact = compile_here(self.target, ir, tmp)
                 else:
@@ -94,6 +96,35 @@ class ArtifactStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _sendable(self, ir: GraphIR) -> bool:
+        """Whether ``ir`` can travel to the compile worker; if not (a torch module of a class
+        defined in a function or in ``__main__``), compile here and say so once.
+
+        A Target that does not pickle is the plugin's error and is not excused here: the
+        worker call then fails with the contract's message.
+        """
+        module = getattr(ir, "module", None)
+        if module is None:
+            return True
+        local = [
+            type(m)
+            for m in module.modules()
+            if type(m).__module__ == "__main__" or "<locals>" in type(m).__qualname__
+        ]
+        if not local:
+            return True
+        cls = local[0]
+        from hwnas.notices import log_once
+
+        log_once(
+            f"the torch module of IR {ir.name!r} is an instance of {cls.__module__}."
+            f"{cls.__qualname__}, which another process cannot import, so it is compiled in "
+            "this process, without the compile worker's crash and hang isolation; define the "
+            "class at module level in an importable file to get it",
+            logger="hwnas.measurement",
+        )
+        return False
 
     def _compile_in(self, worker: Worker, ir: GraphIR, workdir: Path, timeout_s: float) -> Artifact:
         outcome = worker.call(compile_in_worker, (self.target, ir, str(workdir)), timeout=timeout_s)

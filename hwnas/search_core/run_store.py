@@ -174,37 +174,17 @@ class RunStore:
         """Store and commit one evaluation (a second one of the same subnet and fingerprint is ignored)."""
         with self._db:
             self._db.execute(
-                "INSERT OR IGNORE INTO evaluations (key, fingerprint, config, metrics, violation, latency_samples,"
-                " started_at, seconds, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    evaluation.key,
-                    evaluation.fingerprint,
-                    json.dumps(evaluation.subnet.to_dict()),
-                    json.dumps(dict(evaluation.values)),
-                    None if math.isinf(evaluation.violation) else evaluation.violation,
-                    json.dumps(list(evaluation.latency_samples)),
-                    evaluation.started_at or time.time(),
-                    evaluation.seconds,
-                    evaluation.error,
-                ),
+                f"INSERT OR IGNORE INTO evaluations (key, config, {', '.join(_RESULT_COLUMNS)})"
+                f" VALUES (?, ?, {', '.join('?' * len(_RESULT_COLUMNS))})",
+                (evaluation.key, json.dumps(evaluation.subnet.to_dict()), *_result_row(evaluation)),
             )
 
     def replace(self, evaluation: Evaluation) -> None:
         """Overwrite the stored evaluation of the same subnet (a retried failure), keeping its place in order."""
         with self._db:
             self._db.execute(
-                "UPDATE evaluations SET fingerprint = ?, metrics = ?, violation = ?, latency_samples = ?,"
-                " started_at = ?, seconds = ?, error = ? WHERE key = ?",
-                (
-                    evaluation.fingerprint,
-                    json.dumps(dict(evaluation.values)),
-                    None if math.isinf(evaluation.violation) else evaluation.violation,
-                    json.dumps(list(evaluation.latency_samples)),
-                    evaluation.started_at or time.time(),
-                    evaluation.seconds,
-                    evaluation.error,
-                    evaluation.key,
-                ),
+                f"UPDATE evaluations SET {', '.join(f'{c} = ?' for c in _RESULT_COLUMNS)} WHERE key = ?",
+                (*_result_row(evaluation), evaluation.key),
             )
 
     def count(self) -> int:
@@ -276,6 +256,30 @@ class RunStore:
         if not isinstance(state, dict):
             raise ConfigError(f"{self.path}: saved strategy state is not a mapping")
         return state, int(row[1])
+
+
+#: The columns an evaluation's result fills (beside its key and config), in :func:`_result_row`'s order.
+_RESULT_COLUMNS = (
+    "fingerprint",
+    "metrics",
+    "violation",
+    "latency_samples",
+    "started_at",
+    "seconds",
+    "error",
+)
+
+
+def _result_row(evaluation: Evaluation) -> tuple[Any, ...]:
+    return (
+        evaluation.fingerprint,
+        json.dumps(dict(evaluation.values)),
+        None if math.isinf(evaluation.violation) else evaluation.violation,
+        json.dumps(list(evaluation.latency_samples)),
+        evaluation.started_at or time.time(),
+        evaluation.seconds,
+        evaluation.error,
+    )
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
