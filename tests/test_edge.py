@@ -276,3 +276,10 @@ def test_a_board_killed_mid_search_loses_nothing(
         f"({retried[0].retries} retry), {len(stored)} evaluations stored"
     )
     assert edge_farm.alive_boards() == [i for i in edge_farm.board_ports if i != killed]
+
+
+def test_the_rpc_target_passes_the_conformance_kit_on_the_boards(edge_farm, hwnas_check_target):
+    """The tvm-rpc target through hwnas.testing like any plugin: three models cross-compiled,
+    run on a board for two input sets, timed there, and run standalone (conformance)."""
+    report = hwnas_check_target(PRESET)
+    assert [m.model for m in report.models] == ["conv0", "two-io", "attention"]

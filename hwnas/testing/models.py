@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
     from hwnas.ir import GraphIR
 
@@ -72,33 +71,14 @@ def conv_net(seed: int = 0) -> KitModel:
     return KitModel(f"conv{seed}", net, *_inputs(seed, (1, 3, 16, 16)))
 
 
-def _two_io_module() -> torch.nn.Module:
-    import torch
-
-    class TwoInTwoOut(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
-            self.embed = torch.nn.Linear(6, 4)
-            self.head = torch.nn.Linear(4, 3)
-
-        def forward(
-            self, image: torch.Tensor, vector: torch.Tensor
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            features = torch.relu(self.conv(image))  # (1, 4, 8, 8)
-            gate = torch.sigmoid(self.embed(vector))  # (1, 4)
-            mixed = features * gate[:, :, None, None]
-            return self.head(mixed.mean(dim=(2, 3))), mixed - vector.sum()
-
-    return TwoInTwoOut().eval()
-
-
 def two_inputs_two_outputs(seed: int = 0) -> KitModel:
     """An image and a vector in; a head and a gated feature map out (input order and output order both matter)."""
     import torch
 
+    from hwnas.testing.kit_modules import TwoInTwoOut
+
     torch.manual_seed(seed)
-    net = _two_io_module()
+    net = TwoInTwoOut().eval()
     image, other_image = _inputs(seed, (1, 3, 8, 8))
     vector, other_vector = _inputs(seed + 1, (1, 6))
     return KitModel("two-io", net, image + vector, other_image + other_vector)
@@ -108,25 +88,7 @@ def attention_block(seed: int = 0) -> KitModel:
     """Pre-norm single-head self-attention with residuals and a GELU MLP over 6 tokens of width 16."""
     import torch
 
-    class Attention(torch.nn.Module):
-        def __init__(self, width: int = 16) -> None:
-            super().__init__()
-            self.norm1 = torch.nn.LayerNorm(width)
-            self.qkv = torch.nn.Linear(width, 3 * width)
-            self.proj = torch.nn.Linear(width, width)
-            self.norm2 = torch.nn.LayerNorm(width)
-            self.mlp = torch.nn.Sequential(
-                torch.nn.Linear(width, 2 * width),
-                torch.nn.GELU(),
-                torch.nn.Linear(2 * width, width),
-            )
-            self.scale = width**-0.5
-
-        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-            q, k, v = self.qkv(self.norm1(tokens)).chunk(3, dim=-1)
-            weights = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
-            tokens = tokens + self.proj(weights @ v)
-            return tokens + self.mlp(self.norm2(tokens))
+    from hwnas.testing.kit_modules import Attention
 
     torch.manual_seed(seed)
     return KitModel("attention", Attention().eval(), *_inputs(seed, (1, 6, 16)))

@@ -83,7 +83,10 @@ def check_target(
     (a test should skip), :class:`ConformanceError` saying what broke the
     contract, and returns a :class:`TargetReport` otherwise. ``deployable``
     requires a registered standalone loader that runs the artifact without
-    hwnas. Artifacts go under ``workdir`` (default: a temporary directory).
+    hwnas; for a remote target (its artifacts run on the device, not here)
+    the loader must be registered and copy into an artifact, and running it
+    is left to the device. Artifacts go under ``workdir`` (default: a
+    temporary directory).
     """
     from hwnas.measurement.resolve import resolve_target
     from hwnas.testing.models import kit_models
@@ -100,7 +103,9 @@ def check_target(
     try:
         checked = [_check_model(target, model, protocol, root, pool) for model in models]
         standalone: list[float | None] = [None] * len(checked)
-        if deployable:
+        if deployable and target.remote:  # its artifacts run on the device, not on this machine
+            _check_loader_copies(target, checked, root / "standalone")
+        elif deployable:
             standalone = _check_standalone(target, checked, root / "standalone")
     finally:
         if own_dir:
@@ -302,6 +307,18 @@ def _check_standalone(
         )
         errors.append(error)
     return errors
+
+
+def _check_loader_copies(target: Target, checked: Sequence[_Checked], directory: Path) -> None:
+    from hwnas.deploy.provenance import copy_loader
+
+    for index, c in enumerate(checked):
+        root = directory / str(index)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            copy_loader(c.artifact, root)
+        except ConfigError as exc:
+            raise ConformanceError(f"{target.name}: {exc.message}", hint=exc.hint) from None
 
 
 def _check_artifact(target: Target, artifact: Artifact, ir: Any) -> None:
