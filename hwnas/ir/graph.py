@@ -270,20 +270,27 @@ class GraphIR:
 
         torch's op overloads and ``torch.export`` programs do not pickle: the
         recorded calls go by op name, and the program and the fx module are
-        left out and rebuilt on demand.
+        left out and rebuilt on demand. The module travels packed
+        (:mod:`hwnas.ir.portable_module`).
         """
         from hwnas.ir.from_forward import portable_calls
+        from hwnas.ir.portable_module import pack_module
 
         state = dict(self.__dict__)
         state["_exported"] = None
         state.pop("graph_module", None)
         state["_calls"] = portable_calls(self._calls)
+        if self.module is not None:  # its tensors as numpy arrays: several times faster
+            state["module"] = pack_module(self.module)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from hwnas.ir.from_forward import resolved_calls
+        from hwnas.ir.portable_module import PackedModule, unpack_module
 
         state["_calls"] = resolved_calls(state["_calls"])
+        if isinstance(state.get("module"), PackedModule):
+            state["module"] = unpack_module(state["module"])
         self.__dict__.update(state)
 
     def op(self, name: str) -> OpNode:
