@@ -211,7 +211,7 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for model in args.models:
             name, preset, digits = MODELS[model]
-            loaded = load_supernet(name, preset=preset) if name else load_supernet()
+            loaded = load_supernet(name, preset=preset)
             data = loaded.data() if digits and args.accuracy else None
             space = loaded.supernet.space
             for size, subnet in (("smallest", space.smallest()), ("largest", space.largest())):
@@ -264,7 +264,7 @@ def ir_methods(args: argparse.Namespace) -> list[dict[str, Any]]:
     print("|" + " --- |" * 8)
     for model in args.models:
         name, preset, _ = MODELS[model]
-        loaded = load_supernet(name, preset=preset) if name else load_supernet()
+        loaded = load_supernet(name, preset=preset)
         space = loaded.supernet.space
         for size, subnet in (("smallest", space.smallest()), ("largest", space.largest())):
             row = {"model": model, "subnet": size}
@@ -358,7 +358,7 @@ def tvm_paths(args: argparse.Namespace) -> list[dict[str, Any]]:
     print("|" + " --- |" * 6)
     for model in args.models:
         name, preset, _ = MODELS[model]
-        loaded = load_supernet(name, preset=preset) if name else load_supernet()
+        loaded = load_supernet(name, preset=preset)
         ir = GraphIR.from_subnet(loaded.supernet, loaded.module, loaded.supernet.space.largest())
         inputs = [tvm.runtime.tensor(a) for a in ir.input_arrays().values()]
         reference = ir.reference_outputs()[0]

@@ -9,9 +9,11 @@ The check runs in the worker (:mod:`hwnas.measurement.timing`), the reference in
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
@@ -169,14 +171,24 @@ def reference_outputs(ir: GraphIR, inputs: Sequence[np.ndarray]) -> list[np.ndar
             f"IR {ir.name!r} has neither a torch module nor an ONNX file to compute reference outputs",
             hint="build it with GraphIR.from_module, from_subnet or from_onnx",
         )
+    stat = Path(onnx_path).stat()
+    session = _plain_session(str(onnx_path), stat.st_mtime_ns, stat.st_size)
+    names = [i.name for i in session.get_inputs()]
+    return list(session.run(None, dict(zip(names, inputs, strict=True))))
+
+
+@functools.lru_cache(maxsize=4)
+def _plain_session(path: str, mtime_ns: int, size: int) -> Any:
+    """onnxruntime's plain reading (no graph optimisation) of the ONNX file at ``path``, kept for
+    the last few files: an int8 model's references are asked for some twenty times (its check
+    inputs, its tolerance, its check) and a session costs more to build than to run.
+    ``mtime_ns`` and ``size`` are in the key so a rewritten file gets a new session."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return list(session.run(None, dict(zip(names, inputs, strict=True))))
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def _as_numpy(value: Any) -> np.ndarray:
